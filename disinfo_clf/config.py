@@ -1,0 +1,231 @@
+"""Training configuration: documented dataclasses loaded from YAML files in ``configs/``.
+
+Every field has a default, so a YAML file names only what it changes. Unknown keys are an
+error that names the key and the file; ``--set key=value`` overrides use dotted paths
+(``encoder.learning_rate=3e-5``) and YAML syntax for values.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that cannot be used; the message says how to fix it."""
+
+
+@dataclass
+class DataConfig:
+    """Where the training cases come from and how they are split by time."""
+
+    review_csv: str | None = None
+    """Disinfo Review export (``;``-separated); ``None`` uses the copy shipped in the package."""
+    database_csv: str | None = None
+    """EUvsDisinfo database export (``,``-separated); ``None`` uses the shipped copy."""
+    taxonomy: str | None = None
+    """Narrative taxonomy YAML; ``None`` uses ``configs/narratives.yaml`` as shipped."""
+    test_fraction: float = 0.15
+    """Share of cases, the most recent, held out as the test split."""
+    validation_fraction: float = 0.15
+    """Share of cases, the period just before test, used for early stopping, thresholds and calibration."""
+    max_cases: int | None = None
+    """Keep only this many cases (evenly over time) for quick experiments; ``None`` keeps all."""
+
+
+@dataclass
+class LinearConfig:
+    """The fast model: TF-IDF word and character n-grams with one-vs-rest logistic regression."""
+
+    word_ngram_range: tuple[int, int] = (1, 2)
+    """Smallest and largest word n-gram."""
+    char_ngram_range: tuple[int, int] = (2, 5)
+    """Smallest and largest character n-gram (taken inside word boundaries)."""
+    min_df: int = 2
+    """Drop n-grams seen in fewer training texts than this."""
+    max_features: int | None = 200_000
+    """Keep at most this many n-grams per analyzer (the most frequent); ``None`` keeps all."""
+    C: float = 8.0
+    """Inverse L2 regularisation strength of the logistic regressions."""
+    class_weight: Literal["balanced", "none"] = "balanced"
+    """``balanced`` reweights each label's positives against its negatives (class imbalance)."""
+    max_iter: int = 2000
+    """Solver iterations per logistic regression."""
+
+
+@dataclass
+class EncoderConfig:
+    """A Hugging Face encoder fine-tuned with the ``transformers`` Trainer."""
+
+    model_name_or_path: str = "xlm-roberta-base"
+    """Hub name or local directory of the pretrained encoder (or of a tiny one built with ``build-tiny-encoder``)."""
+    local_files_only: bool = False
+    """Never touch the network: load only from a local directory or the local cache."""
+    max_length: int = 256
+    """Token window length; longer texts are split into overlapping windows, never cut."""
+    learning_rate: float = 3e-5
+    """Peak AdamW learning rate."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    warmup_ratio: float = 0.06
+    """Share of training steps with linear warm-up."""
+    num_train_epochs: float = 5.0
+    """Upper bound on epochs; early stopping usually ends sooner."""
+    per_device_train_batch_size: int = 16
+    """Training batch size per device."""
+    per_device_eval_batch_size: int = 64
+    """Evaluation batch size per device."""
+    gradient_accumulation_steps: int = 1
+    """Batches accumulated per optimiser step."""
+    early_stopping_patience: int = 2
+    """Evaluations without a better validation macro-F1 before training stops."""
+    eval_steps: int | None = None
+    """Evaluate every this many steps; ``None`` evaluates once per epoch."""
+    max_steps: int = -1
+    """Stop after this many optimiser steps (``-1``: run the epochs)."""
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """Mixed precision; ``auto`` uses bf16 where the GPU supports it and fp32 on CPU."""
+    use_cpu: bool = False
+    """Train on the CPU even where a GPU is present."""
+    dataloader_num_workers: int = 0
+    """Worker processes for data loading."""
+
+
+@dataclass
+class TrainingConfig:
+    """One training run: which task, which backend, and how to evaluate and calibrate it."""
+
+    task: Literal["narrative", "role"] = "narrative"
+    """``narrative`` (multi-label over the taxonomy) or ``role`` (claim vs debunk sentences)."""
+    backend: Literal["linear", "encoder"] = "linear"
+    """``linear`` (TF-IDF + logistic regression) or ``encoder`` (fine-tuned transformer)."""
+    output_dir: str = "runs/model"
+    """Where the model directory is written."""
+    seed: int = 42
+    """Seed for every random number generator involved."""
+    calibration: Literal["temperature", "platt", "none"] = "platt"
+    """How probabilities are calibrated on validation."""
+    tune_thresholds: bool = True
+    """Tune a decision threshold per narrative on validation (else 0.5)."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Training data and time splits."""
+    linear: LinearConfig = field(default_factory=LinearConfig)
+    """Settings of the linear backend."""
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    """Settings of the encoder backend."""
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    """Check/convert one YAML value against a dataclass field type."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping of settings, got {value!r}")
+        return from_dict(tp, value, where)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, allowed))}")
+        return value
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{where}: expected a list of {len(args)} values, got {value!r}")
+        return tuple(_convert(v, a, where) for v, a in zip(value, args))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls: type[T], values: dict[str, Any], where: str = "config") -> T:
+    """Build dataclass ``cls`` from a mapping, refusing unknown keys and ill-typed values."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r}; known keys are: {', '.join(sorted(names))}"
+        )
+    kwargs = {k: _convert(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A dataclass config as plain YAML/JSON-ready data (tuples become lists)."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(obj))
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` strings (values parsed as YAML) to a nested mapping."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, for example linear.C=4")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = values
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is not a group of settings")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return values
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, cls: type[T] = TrainingConfig  # type: ignore[assignment]
+) -> T:
+    """Load a YAML config (or the defaults when ``path`` is None) with ``--set`` overrides."""
+    values: dict[str, Any] = {}
+    where = "config"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; see configs/ for examples")
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+        values = loaded or {}
+        where = str(path)
+    values = apply_overrides(values, list(overrides or []))
+    return from_dict(cls, values, where)

@@ -1,0 +1,19 @@
+"""Files shipped inside the package: vendored data, the taxonomy and the default models."""
+from __future__ import annotations
+
+from pathlib import Path
+
+RESOURCES = Path(__file__).resolve().parent
+DATA_DIR = RESOURCES / "data"
+SEEDS_DIR = DATA_DIR / "seeds"
+REVIEW_CSV = DATA_DIR / "euvsdisinfo" / "disinfo_review_2015_2017.csv"
+DATABASE_CSV = DATA_DIR / "euvsdisinfo" / "database_2015_2020.csv"
+TAXONOMY_YAML = RESOURCES / "narratives.yaml"
+MODELS_DIR = RESOURCES / "models"
+DEFAULT_MODEL_DIR = MODELS_DIR / "narratives-linear"
+ROLE_MODEL_DIR = MODELS_DIR / "roles-linear"
+
+
+def seed_paths() -> list[Path]:
+    """The five vendored seed case documents, in file-name order."""
+    return sorted(SEEDS_DIR.glob("*.txt"))
