@@ -114,6 +114,8 @@ class TrainingConfig:
     """How probabilities are calibrated on validation."""
     tune_thresholds: bool = True
     """Tune a decision threshold per narrative on validation (else 0.5)."""
+    bundle_role_model: bool = True
+    """Copy the shipped claim/debunk role model into ``OUTPUT_DIR/role`` so the directory predicts on its own."""
     data: DataConfig = field(default_factory=DataConfig)
     """Training data and time splits."""
     linear: LinearConfig = field(default_factory=LinearConfig)

@@ -1,0 +1,20 @@
+"""Documents and database exports → cases, labelled spans and skip reports."""
+from __future__ import annotations
+
+from .cases import SPAN_LABELS, Case, Skipped, Span
+from .documents import parse_document, parse_file, segment
+from .exports import load_database_csv, load_review_csv
+from .sentences import split_sentences
+
+__all__ = [
+    "SPAN_LABELS",
+    "Case",
+    "Skipped",
+    "Span",
+    "load_database_csv",
+    "load_review_csv",
+    "parse_document",
+    "parse_file",
+    "segment",
+    "split_sentences",
+]

@@ -1,0 +1,190 @@
+"""Sentence splitting, and telling claim sentences from debunk sentences.
+
+:func:`split_sentences` is a fast regex splitter used everywhere a text is cut into sentences
+(document segmentation, prediction windows, role datasets). The rest of the module scores
+sentences as claim or debunk: the shipped role model (:func:`role_model`), EUvsDisinfo debunk
+wording (:data:`DEBUNK_CUES`) and a monotone claim-then-debunk switch (:func:`claim_debunk_switch`).
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from ..models.base import TextClassifier, load_classifier
+from ..resources import ROLE_MODEL_DIR
+
+logger = logging.getLogger(__name__)
+
+LINE_BREAK = re.compile(r"\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+"""Every line break ``str.splitlines`` knows; a sentence never crosses one."""
+
+# Terminal punctuation plus closing quotes/brackets. Western marks end a sentence only before
+# whitespace; CJK full stops need none.
+_TERMINAL = re.compile(r"""(?P<mark>[.!?…؟।]+["'”’»)\]}]*(?=\s)|[。！？]+["'”’»)\]}」』]*)\s*""")
+_OPENERS = "\"'“‘«„([{¿¡"
+# Never end a sentence: titles and the like are always followed by more of the sentence.
+_ALWAYS_ABBREVIATIONS = frozenset(
+    "mr mrs ms messrs dr prof st sr jr gen col lt maj capt sgt adm cmdr brig gov sen rep pres "
+    "rev hon mt ft vs cf al approx dept ca viz".split()
+)
+# End no sentence when a number follows ("No. 5", "Jan. 6", "pp. 12").
+_NUMBER_ABBREVIATIONS = frozenset(
+    "no nr nos art fig figs vol vols p pp ch sec para op ed eds ref tab "
+    "jan feb mar apr jun jul aug sep sept oct nov dec".split()
+)
+_INITIALISM = re.compile(r"(?:[^\W\d_]{1,2}\.)+[^\W\d_]{1,2}")  # U.S, e.g, i.e, т.е
+
+DEBUNK_CUES = re.compile(
+    r"pro-Kremlin|disinformation (?:narrative|claim)|\bthis claim\b|\bthe claim is\b"
+    r"|\bno (?:factual |credible )?evidence\b|\brecurring\b|\bcontrary to\b|\bdebunk"
+    r"|\bnot based on facts\b",
+    re.IGNORECASE,
+)
+"""EUvsDisinfo debunk wording: a sentence containing one is taken as debunk (p >= CUE_PROBABILITY)."""
+CUE_PROBABILITY = 0.9
+SPLIT_PENALTY = 0.5
+"""Cost, in sentences of agreement, of switching from claim to debunk inside a line."""
+
+
+def line_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of every line of ``text`` (blank ones too), line breaks excluded."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in LINE_BREAK.finditer(text):
+        spans.append((start, match.start()))
+        start = match.end()
+    if start < len(text) or not spans:
+        spans.append((start, len(text)))
+    return spans
+
+
+_LAST_TOKEN = re.compile(r"\S*$")
+
+
+def _is_boundary(line: str, match: re.Match[str]) -> bool:
+    """Whether the punctuation in ``match`` ends a sentence (text follows it on the line)."""
+    following = line[match.end():match.end() + 8].lstrip(_OPENERS)
+    if following[:1].islower():
+        return False
+    if match.group("mark").rstrip("\"'”’»)]}」』") != ".":
+        return True
+    before = line[max(0, match.start() - 40):match.start()]
+    token = _LAST_TOKEN.search(before).group().lstrip(_OPENERS)  # type: ignore[union-attr]
+    lower = token.lower()
+    if lower in _ALWAYS_ABBREVIATIONS or _INITIALISM.fullmatch(token):
+        return False
+    if lower in _NUMBER_ABBREVIATIONS and following[:1].isdigit():
+        return False
+    return not (len(token) == 1 and token.isupper())  # an initial, as in "J. Smith"
+
+
+def line_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Sentences of the single line ``text[start:end]``, whitespace trimmed, blanks dropped."""
+    line = text[start:end]
+    cuts = [0]
+    for match in _TERMINAL.finditer(line):
+        if match.end() < len(line) and _is_boundary(line, match):
+            cuts.append(match.end("mark"))
+    cuts.append(len(line))
+    out: list[tuple[int, int]] = []
+    for a, b in zip(cuts, cuts[1:]):
+        piece = line[a:b]
+        stripped = piece.strip()
+        if stripped:
+            lead = len(piece) - len(piece.lstrip())
+            out.append((start + a + lead, start + a + lead + len(stripped)))
+    return out
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """Character offsets ``(start, end)`` of every non-blank sentence of ``text``, in order.
+
+    Every line break ends a sentence; offsets exclude surrounding whitespace. Abbreviations
+    ("Mr.", "U.S.", "e.g.", initials), decimals ("2.5") and lower-case continuations do not end
+    a sentence; closing quotes and brackets after a full stop stay with their sentence.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"split_sentences expects str, got {type(text).__name__}; pass the text as str")
+    out: list[tuple[int, int]] = []
+    for start, end in line_spans(text):
+        out.extend(line_sentences(text, start, end))
+    return out
+
+
+class RoleModel(Protocol):
+    """What segmentation needs from a claim-vs-debunk model (a :class:`TextClassifier` fits)."""
+
+    @property
+    def labels(self) -> list[str]: ...
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class CueRoleModel:
+    """A stand-in role model that reads only :data:`DEBUNK_CUES`; used when none is shipped."""
+
+    labels = ["claim", "debunk"]
+
+    def predict_proba(self, texts: Sequence[str], *args: object, **kwargs: object) -> np.ndarray:
+        """``[[p_claim, p_debunk], ...]``: 0.9 debunk for a sentence with a cue, else 0.3."""
+        debunk = np.array([CUE_PROBABILITY if DEBUNK_CUES.search(t) else 0.3 for t in texts], dtype=float)
+        return np.stack([1.0 - debunk, debunk], axis=1).reshape(len(texts), 2)
+
+
+@functools.lru_cache(maxsize=1)
+def role_model() -> TextClassifier:
+    """The shipped claim-vs-debunk sentence model at ``ROLE_MODEL_DIR``, loaded once."""
+    return load_classifier(ROLE_MODEL_DIR)
+
+
+@functools.lru_cache(maxsize=1)
+def default_role_model() -> RoleModel:
+    """:func:`role_model` when it is shipped, else a :class:`CueRoleModel` (with one warning)."""
+    if not ROLE_MODEL_DIR.is_dir():
+        logger.warning(
+            "no role model at %s: telling claims from debunks in headless documents by cue words only",
+            ROLE_MODEL_DIR,
+        )
+        return CueRoleModel()
+    return role_model()
+
+
+def debunk_probabilities(sentences: Sequence[str], model: RoleModel) -> np.ndarray:
+    """P(debunk) per sentence: the model's, raised to :data:`CUE_PROBABILITY` where a cue occurs."""
+    labels = list(model.labels)
+    if "debunk" not in labels:
+        raise ValueError(
+            f"role model labels {labels} have no 'debunk': pass a claim-vs-debunk model "
+            "(labels ['claim', 'debunk']) as role_model="
+        )
+    if not sentences:
+        return np.zeros(0)
+    # A loaded backend would draw a progress bar per document; plain role models take only texts.
+    kwargs = {"show_progress_bar": False} if isinstance(model, TextClassifier) else {}
+    proba = np.asarray(model.predict_proba(list(sentences), **kwargs), dtype=float)
+    p = proba[:, labels.index("debunk")]
+    cues = np.array([bool(DEBUNK_CUES.search(s)) for s in sentences])
+    return np.where(cues, np.maximum(p, CUE_PROBABILITY), p)
+
+
+def claim_debunk_switch(
+    p_debunk: Sequence[float], groups: Sequence[int], *, min_claim: int = 0, split_penalty: float = SPLIT_PENALTY
+) -> int:
+    """The number ``k`` of leading claim sentences (the rest are debunk) that best agrees with
+    ``p_debunk``: it maximises the expected number of sentences labelled as the model says, and
+    switching between two sentences of the same group (line) costs ``split_penalty``."""
+    p = np.asarray(p_debunk, dtype=float)
+    n = len(p)
+    claim_gain = np.concatenate([[0.0], np.cumsum(1.0 - p)])
+    debunk_gain = np.concatenate([np.cumsum(p[::-1])[::-1], [0.0]])
+    score = claim_gain + debunk_gain
+    for k in range(1, n):
+        if groups[k - 1] == groups[k]:
+            score[k] -= split_penalty
+    score[: min(min_claim, n)] = -np.inf
+    # On a tie, the later switch: text with no debunk evidence reads as claim.
+    return n - int(np.argmax(score[::-1]))

@@ -1,0 +1,199 @@
+"""The training run: datasets → backend → calibration and thresholds → model directory → metrics and card."""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from . import __version__
+from .config import ConfigError, TrainingConfig, to_dict
+from .datasets import ROLE_LABELS, SplitReport, build_datasets
+from .evaluation import SplitData, evaluate_split, save_metrics, write_plots
+from .model_card import render_card
+from .models.base import META_FILE, MULTI_LABEL, SINGLE_LABEL, TextClassifier, load_classifier
+from .models.calibration import apply_calibration, fit_calibration, tune_thresholds
+from .resources import ROLE_MODEL_DIR
+from .taxonomy import Taxonomy, load_taxonomy
+
+logger = logging.getLogger(__name__)
+
+TRAINING_CONFIG_FILE = "training_config.yaml"
+METRICS_FILE = "metrics.json"
+CARD_FILE = "README.md"
+
+
+@dataclass
+class TrainResult:
+    """Where the model went and how it did."""
+
+    model_dir: Path
+    metrics: dict[str, Any]
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and (when installed and already needed) torch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    import sys
+
+    if "torch" in sys.modules:
+        import torch
+
+        torch.manual_seed(seed)
+
+
+def _labels(config: TrainingConfig, taxonomy: Taxonomy) -> tuple[list[str], str]:
+    if config.task == "narrative":
+        return list(taxonomy.ids), MULTI_LABEL
+    return list(ROLE_LABELS), SINGLE_LABEL
+
+
+def load_splits(config: TrainingConfig, taxonomy: Taxonomy, report: list[SplitReport] | None = None) -> dict[str, SplitData]:
+    """The train/validation/test splits of the configured task as texts and target arrays."""
+    task = "narratives" if config.task == "narrative" else "roles"
+    dsd = build_datasets(
+        task,
+        taxonomy=taxonomy,
+        review_csv=config.data.review_csv,
+        database_csv=config.data.database_csv,
+        test_fraction=config.data.test_fraction,
+        validation_fraction=config.data.validation_fraction,
+        max_cases=config.data.max_cases,
+        report=report,
+    )
+    out = {}
+    for split, ds in dsd.items():
+        if task == "narratives":
+            gold = np.zeros((len(ds), len(taxonomy.ids)), dtype=np.int64)
+            for i, labs in enumerate(ds["labels"]):
+                gold[i, labs] = 1
+            langs = ds["language"]
+        else:
+            gold = np.asarray(ds["label"], dtype=np.int64)
+            langs = [""] * len(ds)
+        out[split] = SplitData(texts=list(ds["text"]), gold=gold, languages=list(langs))
+    return out
+
+
+def check_label_set(labels: list[str], train: SplitData, multi_label: bool, where: str) -> None:
+    """Refuse a label set the training data cannot support, saying how to fix it."""
+    counts = train.gold.sum(axis=0) if multi_label else np.bincount(train.gold, minlength=len(labels))
+    missing = [lab for lab, c in zip(labels, counts) if c == 0]
+    if missing:
+        raise ConfigError(
+            f"{where}: label(s) {', '.join(missing)} have no training examples; remove them from the "
+            "taxonomy, widen their keywords/cues, or train on data that contains them"
+        )
+
+
+def _fit_backend(config: TrainingConfig, labels: list[str], problem_type: str, splits: dict[str, SplitData],
+                 label_names: dict[str, str], output_dir: Path) -> TextClassifier:
+    train, val = splits["train"], splits["validation"]
+    task = config.task
+    if config.backend == "linear":
+        from .models.linear import LinearClassifier
+
+        return LinearClassifier.fit(
+            train.texts, train.gold, labels=labels, problem_type=problem_type, config=config.linear,
+            seed=config.seed, label_names=label_names, task=task,
+        )
+    from datasets import Dataset
+
+    from .models.encoder import EncoderClassifier
+
+    def to_ds(split: SplitData) -> Dataset:
+        targets = split.gold.astype(np.float32).tolist() if problem_type == MULTI_LABEL else split.gold.tolist()
+        return Dataset.from_dict({"text": split.texts, "labels": targets})
+
+    return EncoderClassifier.train(
+        to_ds(train), to_ds(val), labels=labels, problem_type=problem_type, config=config.encoder,
+        seed=config.seed, output_dir=output_dir, label_names=label_names, task=task,
+    )
+
+
+def train(config: TrainingConfig, output_dir: str | Path | None = None, config_path: str | None = None) -> TrainResult:
+    """Train, calibrate, tune thresholds, save, evaluate on validation and test, and write the card."""
+    set_seed(config.seed)
+    out = Path(output_dir or config.output_dir)
+    config.output_dir = str(out)
+    taxonomy = load_taxonomy(config.data.taxonomy)
+    labels, problem_type = _labels(config, taxonomy)
+    multi = problem_type == MULTI_LABEL
+    report: list[SplitReport] = []
+    splits = load_splits(config, taxonomy, report)
+    check_label_set(labels, splits["train"], multi, config_path or "config")
+    label_names = {n.id: n.name for n in taxonomy.narratives} if multi else {lab: lab for lab in labels}
+
+    out.mkdir(parents=True, exist_ok=True)
+    logger.info("training %s/%s on %d texts", config.task, config.backend, len(splits["train"].texts))
+    model = _fit_backend(config, labels, problem_type, splits, label_names, out)
+
+    val = splits["validation"]
+    logits = model.decision_function(val.texts)
+    val_targets = val.gold if multi else val.gold
+    model.meta.calibration = fit_calibration(logits, val_targets, config.calibration, problem_type)
+    if multi and config.tune_thresholds:
+        model.meta.thresholds = tune_thresholds(apply_calibration(logits, model.meta.calibration, problem_type), val.gold)
+    elif multi:
+        model.meta.thresholds = [0.5] * len(labels)
+    model.meta.model_id = f"{out.name}@{__version__}"
+    model.meta.library_version = __version__
+    model.save_pretrained(out)
+    (out / TRAINING_CONFIG_FILE).write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")
+    if multi and config.bundle_role_model and Path(ROLE_MODEL_DIR, META_FILE).is_file():
+        shutil.copytree(ROLE_MODEL_DIR, out / "role", dirs_exist_ok=True)
+
+    metrics = evaluate_dir(out, splits=splits, report=report[0] if report else None, config_file=config_path)
+    return TrainResult(model_dir=out, metrics=metrics)
+
+
+def evaluate_dir(
+    model_dir: str | Path,
+    split: str | None = None,
+    splits: dict[str, SplitData] | None = None,
+    report: SplitReport | None = None,
+    config_file: str | None = None,
+) -> dict[str, Any]:
+    """Evaluate a model directory on validation and test (or one ``split``) of the data it was trained
+    on, and write ``metrics.json``, plots and the model card into the directory."""
+    from .config import load_config
+
+    model_dir = Path(model_dir)
+    config = load_config(model_dir / TRAINING_CONFIG_FILE) if (model_dir / TRAINING_CONFIG_FILE).is_file() else TrainingConfig()
+    model = load_classifier(model_dir)
+    if splits is None:
+        reports: list[SplitReport] = []
+        splits = load_splits(config, load_taxonomy(config.data.taxonomy), reports)
+        report = reports[0] if reports else None
+    wanted = [split] if split else ["validation", "test"]
+    unknown = [s for s in wanted if s not in splits]
+    if unknown:
+        raise ValueError(f"unknown split {unknown[0]!r}: use one of {', '.join(splits)}")
+    previous = json.loads((model_dir / METRICS_FILE).read_text(encoding="utf-8")) if (model_dir / METRICS_FILE).is_file() else {}
+    metrics: dict[str, Any] = {
+        **previous,
+        "model_id": model.meta.model_id,
+        "task": model.meta.task,
+        "backend": model.meta.backend,
+        "splits": dict(previous.get("splits", {})),
+    }
+    if config_file:
+        metrics["config_file"] = config_file
+    if report is not None:
+        metrics["data"] = {"boundaries": report.boundaries, "sizes": report.sizes, "label_counts": report.label_counts}
+    for name in wanted:
+        result = evaluate_split(model, splits[name], splits["train"].gold)
+        probs = result.pop("_probs")
+        gold = splits[name].gold if model.meta.problem_type == MULTI_LABEL else np.eye(len(model.labels), dtype=int)[splits[name].gold]
+        write_plots(result, probs, gold, model_dir, name)
+        metrics["splits"][name] = result
+    save_metrics(metrics, model_dir / METRICS_FILE)
+    (model_dir / CARD_FILE).write_text(render_card(model_dir), encoding="utf-8")
+    return metrics

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Set up .venv with the CPU build of torch and disinfo-clf (editable, with its dev extra).
+# Idempotent: a second run reuses what is installed and only reinstalls when pyproject.toml changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+# The CPU build, installed before the package so that pip never pulls the CUDA build of torch.
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.disinfo-clf-installed
+want="$(sha256sum pyproject.toml | cut -d' ' -f1) $TORCH_SPEC"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "setting up .venv (first run takes a few minutes)..." >&2
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "$TORCH_SPEC"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+  echo "$want" > "$stamp"
+fi

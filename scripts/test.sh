@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Run the whole test suite, slow tests included (after setting up .venv if needed).
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not slow"` for a quick loop.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+exec .venv/bin/python -m pytest -q "$@"

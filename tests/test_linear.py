@@ -1,0 +1,200 @@
+"""The TF-IDF + logistic regression backend: learning, probabilities, and its model directory."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from disinfo_clf.config import LinearConfig
+from disinfo_clf.models.base import (
+    MULTI_LABEL,
+    SINGLE_LABEL,
+    ModelDirectoryError,
+    TextClassifier,
+    load_classifier,
+)
+from disinfo_clf.models.linear import CharWbTransform, LinearClassifier
+
+LABELS = ["gas", "nato", "vaccine"]
+TOPICS = {
+    "gas": ["pipeline", "gas", "energy", "nordstream", "prices"],
+    "nato": ["nato", "troops", "alliance", "military", "bases"],
+    "vaccine": ["vaccine", "virus", "laboratory", "pandemic", "injection"],
+}
+FILLER = "the a of in report says officials claim today new west europe country people news".split()
+CONFIG = LinearConfig(min_df=1, max_features=5000, C=4.0, max_iter=500)
+MODEL_FILES = ["config.json", "disinfo_clf.json", "vocabulary.json", "linear.safetensors"]
+
+
+def make_corpus(n: int, seed: int) -> tuple[list[str], np.ndarray]:
+    """Texts made of filler words plus topic words of each label they carry."""
+    rng = np.random.default_rng(seed)
+    targets = (rng.random((n, len(LABELS))) < 0.3).astype(int)
+    texts = []
+    for row in targets:
+        words = list(rng.choice(FILLER, size=8))
+        for label, present in zip(LABELS, row):
+            if present:
+                words += list(rng.choice(TOPICS[label], size=2))
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+    return texts, targets
+
+
+@pytest.fixture(scope="module")
+def corpus() -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
+    train_texts, train_targets = make_corpus(300, seed=0)
+    test_texts, test_targets = make_corpus(150, seed=1)
+    return train_texts, train_targets, test_texts, test_targets
+
+
+@pytest.fixture(scope="module")
+def model(corpus) -> LinearClassifier:
+    texts, targets, _, _ = corpus
+    fitted = LinearClassifier.fit(
+        texts, targets, labels=LABELS, problem_type=MULTI_LABEL, config=CONFIG, seed=0,
+        label_names={"gas": "Gas blackmail"},
+    )
+    fitted.meta.calibration = {"method": "platt", "a": [0.5, 0.8, 1.2], "b": [0.1, -0.2, 0.0]}
+    fitted.meta.thresholds = [0.4, 0.5, 0.6]
+    return fitted
+
+
+@pytest.fixture(scope="module")
+def saved(model, tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("linear")
+    model.save_pretrained(directory)
+    return directory
+
+
+def copy_model(saved: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "model"
+    target.mkdir()
+    for path in saved.iterdir():
+        (target / path.name).write_bytes(path.read_bytes())
+    return target
+
+
+def test_learns_synthetic_multilabel_problem(model, corpus):
+    _, _, texts, targets = corpus
+    assert isinstance(model, TextClassifier)
+    assert model.labels == LABELS
+    probs = model.predict_proba(texts)
+    assert probs.shape == (len(texts), len(LABELS))
+    predicted = probs >= 0.5
+    for j in range(len(LABELS)):
+        tp = (predicted[:, j] & (targets[:, j] == 1)).sum()
+        f1 = 2 * tp / (predicted[:, j].sum() + targets[:, j].sum())
+        assert f1 > 0.9, LABELS[j]
+
+
+def test_predict_proba_applies_the_calibration(model, corpus):
+    texts = corpus[2][:5]
+    logits = model.decision_function(texts)
+    a, b = np.array(model.meta.calibration["a"]), np.array(model.meta.calibration["b"])
+    np.testing.assert_allclose(model.predict_proba(texts), 1 / (1 + np.exp(-(a * logits + b))), rtol=1e-5)
+
+
+def test_round_trip_gives_identical_probabilities_without_pickles(model, saved, corpus):
+    assert sorted(p.name for p in saved.iterdir()) == sorted(MODEL_FILES)
+    assert all(p.suffix in {".json", ".safetensors"} for p in saved.iterdir())
+    loaded = load_classifier(saved)
+    assert isinstance(loaded, LinearClassifier)
+    texts = corpus[2] + ["", "completely unseen words zzz"]
+    np.testing.assert_allclose(loaded.predict_proba(texts), model.predict_proba(texts), rtol=0, atol=1e-6)
+    assert loaded.meta == model.meta
+    assert loaded.meta.label_names == {"gas": "Gas blackmail"}
+
+
+def test_config_json_is_transformers_style(saved):
+    config = json.loads((saved / "config.json").read_text(encoding="utf-8"))
+    assert config["id2label"] == {"0": "gas", "1": "nato", "2": "vaccine"}
+    assert config["label2id"] == {"gas": 0, "nato": 1, "vaccine": 2}
+    assert config["problem_type"] == MULTI_LABEL
+    assert config["model_type"] == "disinfo-linear"
+    assert config["vectorizers"]["char"]["analyzer"] == "char_wb"
+    assert config["vectorizers"]["word"]["ngram_range"] == list(CONFIG.word_ngram_range)
+
+
+@pytest.mark.parametrize("name", MODEL_FILES)
+def test_missing_file_is_named(saved, tmp_path, name):
+    directory = copy_model(saved, tmp_path)
+    (directory / name).unlink()
+    with pytest.raises(ModelDirectoryError, match=name.replace(".", r"\.")):
+        LinearClassifier.from_pretrained(directory)
+
+
+@pytest.mark.parametrize("name", MODEL_FILES)
+def test_corrupt_file_is_named(saved, tmp_path, name):
+    directory = copy_model(saved, tmp_path)
+    data = (directory / name).read_bytes()
+    (directory / name).write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelDirectoryError, match=name.replace(".", r"\.")):
+        LinearClassifier.from_pretrained(directory)
+
+
+def test_vocabulary_that_does_not_match_the_weights_is_named(saved, tmp_path):
+    directory = copy_model(saved, tmp_path)
+    vocabulary = json.loads((directory / "vocabulary.json").read_text(encoding="utf-8"))
+    vocabulary["word"] = vocabulary["word"][:-1]
+    (directory / "vocabulary.json").write_text(json.dumps(vocabulary), encoding="utf-8")
+    with pytest.raises(ModelDirectoryError, match="vocabulary"):
+        LinearClassifier.from_pretrained(directory)
+
+
+def test_single_label_two_classes(tmp_path):
+    texts, targets = make_corpus(200, seed=2)
+    classes = targets[:, 1]  # "nato" or not
+    model = LinearClassifier.fit(
+        texts, classes, labels=["claim", "debunk"], problem_type=SINGLE_LABEL, config=CONFIG, seed=0, task="role"
+    )
+    test_texts, test_targets = make_corpus(100, seed=3)
+    probs = model.predict_proba(test_texts)
+    assert probs.shape == (100, 2)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    assert (probs.argmax(axis=1) == test_targets[:, 1]).mean() > 0.9
+    logits = model.decision_function(test_texts)
+    np.testing.assert_allclose(logits[:, 0], -logits[:, 1], atol=1e-5)
+    model.save_pretrained(tmp_path)
+    loaded = LinearClassifier.from_pretrained(tmp_path)
+    assert loaded.meta.task == "role" and loaded.meta.problem_type == SINGLE_LABEL
+    np.testing.assert_allclose(loaded.predict_proba(test_texts), probs, atol=1e-6)
+
+
+def test_label_never_positive_gets_a_low_constant_and_a_warning(corpus, caplog):
+    texts, targets, test_texts, _ = corpus
+    targets = np.hstack([targets, np.zeros((len(texts), 1), dtype=int)])
+    with caplog.at_level(logging.WARNING, logger="disinfo_clf.models.linear"):
+        model = LinearClassifier.fit(
+            texts, targets, labels=LABELS + ["unseen"], problem_type=MULTI_LABEL, config=CONFIG, seed=0
+        )
+    assert "unseen" in caplog.text
+    probs = model.predict_proba(test_texts)
+    assert probs[:, 3].max() < 1e-6
+    assert np.isfinite(probs).all()
+
+
+def test_bad_input_is_refused_clearly(model, corpus):
+    texts, targets, _, _ = corpus
+    with pytest.raises(ValueError, match=r"shape \(300, 3\)"):
+        LinearClassifier.fit(texts, targets[:, :2], labels=LABELS, problem_type=MULTI_LABEL, config=CONFIG, seed=0)
+    with pytest.raises(TypeError, match="text 1"):
+        model.predict_proba(["fine", None])  # type: ignore[list-item]
+    assert model.decision_function([]).shape == (0, 3)
+
+
+def test_fast_character_features_equal_scikit_learn(model, corpus):
+    texts = corpus[2][:20] + [
+        "", "   ", "a", "I", "Ünïcode İstanbul ÇA", "tabs\tand\nnew  lines", "NATO's «troops» — 5G!", "x y z",
+    ]
+    vectorizer = clone(model.vectorizers["char"]).set_params(min_df=1).fit(texts[::2])  # some n-grams unseen
+    fast = CharWbTransform(vectorizer)
+    for _ in range(2):  # the second pass is served from the word cache
+        got = fast(texts)
+        expected = vectorizer.transform(texts)
+        assert got.shape == expected.shape
+        assert abs(got - expected).max() == 0
