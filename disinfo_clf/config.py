@@ -58,6 +58,8 @@ class LinearConfig:
     """``balanced`` reweights each label's positives against its negatives (class imbalance)."""
     max_iter: int = 2000
     """Solver iterations per logistic regression."""
+    cue_weight: float = 1.0
+    """Weight of the taxonomy cue features (one per narrative: does one of its cue phrases occur?); 0 turns them off."""
 
 
 @dataclass
@@ -114,6 +116,9 @@ class TrainingConfig:
     """How probabilities are calibrated on validation."""
     tune_thresholds: bool = True
     """Tune a decision threshold per narrative on validation (else 0.5)."""
+    refit_on_all_data: bool = False
+    """After the time-split evaluation, refit the (linear) model on all periods with the same settings,
+    calibration and thresholds, for release; ``metrics.json`` keeps the held-out numbers measured before."""
     bundle_role_model: bool = True
     """Copy the shipped claim/debunk role model into ``OUTPUT_DIR/role`` so the directory predicts on its own."""
     data: DataConfig = field(default_factory=DataConfig)

@@ -4,8 +4,8 @@ Two tasks:
 
 - ``narratives``: one row per case; ``text`` is the claim (review summary, else the database
   title) and never the debunk; ``labels`` are the taxonomy's narrative ids (multi-label).
-- ``roles``: one row per sentence of the Disinfo Review; sentences of a summary are ``claim``,
-  sentences of a disproof are ``debunk``.
+- ``roles``: one row per sentence of the Disinfo Review, with the paragraph it stands in as
+  ``context``; sentences of a summary are ``claim``, sentences of a disproof are ``debunk``.
 
 Test is the most recent period of the data, validation the period just before it, train the
 rest. Cases are de-duplicated on their normalised title and claim before splitting, so no case
@@ -142,14 +142,15 @@ def _role_rows(cases: Sequence[Case]) -> list[dict]:
     label_of: dict[str, set[str]] = {}
     for case in cases:
         for label, body in (("claim", case.claim), ("debunk", case.debunk)):
-            for start, end in split_sentences(body):
-                sentence = body[start:end]
-                if len(sentence) < _MIN_SENTENCE_CHARS or _URL_ONLY.match(sentence):
-                    continue
-                key = normalise_key(sentence)
-                label_of.setdefault(key, set()).add(label)
-                rows.append({"id": case.id, "text": sentence, "label": label, "key": key,
-                             "date": case.published.isoformat() if case.published else ""})
+            for paragraph in (p.strip() for p in body.splitlines()):
+                for start, end in split_sentences(paragraph):
+                    sentence = paragraph[start:end]
+                    if len(sentence) < _MIN_SENTENCE_CHARS or _URL_ONLY.match(sentence):
+                        continue
+                    key = normalise_key(sentence)
+                    label_of.setdefault(key, set()).add(label)
+                    rows.append({"id": case.id, "text": sentence, "context": paragraph, "label": label, "key": key,
+                                 "date": case.published.isoformat() if case.published else ""})
     # A sentence seen under both labels is ambiguous; a repeated sentence is kept once.
     kept, seen = [], set()
     for row in rows:
@@ -215,6 +216,7 @@ def build_datasets(
             {
                 "id": hf.Value("string"),
                 "text": hf.Value("string"),
+                "context": hf.Value("string"),
                 "label": hf.ClassLabel(names=ROLE_LABELS),
                 "date": hf.Value("string"),
             }

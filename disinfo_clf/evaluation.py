@@ -63,12 +63,11 @@ def singlelabel_metrics(gold: np.ndarray, probs: np.ndarray, labels: Sequence[st
     gold = np.asarray(gold, dtype=int)
     pred = probs.argmax(axis=1)
     p, r, f, s = precision_recall_fscore_support(gold, pred, labels=list(range(len(labels))), average=None, zero_division=0)
-    onehot = np.eye(len(labels), dtype=int)[gold]
     return {
         "n": int(len(gold)),
         "accuracy": float(accuracy_score(gold, pred)),
         "macro_f1": float(f1_score(gold, pred, average="macro", zero_division=0)),
-        "ece": float(expected_calibration_error(probs, onehot)),
+        "ece": float(expected_calibration_error(probs, gold)),
         "per_label": {
             lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
             for i, lab in enumerate(labels)
@@ -156,7 +155,8 @@ def write_plots(metrics: dict[str, Any], probs: np.ndarray, gold: np.ndarray, di
     curve = reliability_curve(probs, gold)
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
-    ax.plot(curve["confidence"], curve["accuracy"], "o-", color="#c0392b", label="model")
+    seen = curve.counts > 0
+    ax.plot(curve.confidence[seen], curve.accuracy[seen], "o-", color="#c0392b", label="model")
     ax.set_xlabel("predicted probability")
     ax.set_ylabel("observed frequency")
     ax.set_title(f"Reliability ({prefix}), ECE {metrics['ece']:.3f}")

@@ -132,6 +132,12 @@ def _metrics_section(meta: ModelMeta, metrics: dict[str, Any]) -> str:
         out.append(f"| {name} | this model | {res['n']:,} | " + " | ".join(_fmt(res.get(k)) for k in keys) + " |")
         base = res.get("baseline", {})
         out.append(f"| {name} | majority baseline | {res['n']:,} | " + " | ".join(_fmt(base.get(k)) for k in keys) + " |")
+    refit = metrics.get("refit")
+    if refit:
+        out += ["", f"These are the held-out numbers of the time-split model. For release, the weights were then "
+                f"refit on all {refit['examples']:,} examples (through {refit['through']}) with the same settings, "
+                "calibration and thresholds, so the shipped model also knows the newest period; expect it to do "
+                "about as well on cases newer than its data as the time-split model did on its test period."]
     test = splits.get("test")
     if test:
         out += ["", "Per label on test:", "", "| label | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]

@@ -17,7 +17,7 @@ from typing import Any, Sequence, overload
 
 import numpy as np
 
-from .data.sentences import split_sentences
+from .data.sentences import role_input, split_sentences
 from .models.base import META_FILE, ModelDirectoryError, TextClassifier, load_classifier
 from .resources import DEFAULT_MODEL_DIR, ROLE_MODEL_DIR
 
@@ -147,7 +147,8 @@ class Model:
         windows = [text_windows(t) for t in texts]
         flat = [t[s:e] for t, ws in zip(texts, windows) for s, e in ws]
         probs = self.narratives.predict_proba(flat, batch_size=batch_size, show_progress_bar=show_progress_bar)
-        debunk = self.roles.predict_proba(flat, batch_size=batch_size, show_progress_bar=False)[:, self._debunk_col]
+        role_inputs = [role_input(w, w) for w in flat]
+        debunk = self.roles.predict_proba(role_inputs, batch_size=batch_size, show_progress_bar=False)[:, self._debunk_col]
         labels = self.labels
         out: list[Prediction] = []
         pos = 0

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from .cues import CueMatcher, check_cue
 from .data.vocabulary import keyword_key
 from .resources import TAXONOMY_YAML
 
@@ -67,7 +68,10 @@ class Taxonomy:
                 owners = self._keyword_index.setdefault(keyword_key(keyword), [])
                 if index not in owners:
                     owners.append(index)
-        self._cues = [_compile_cues(n, source) for n in self.narratives]
+        for narrative in self.narratives:
+            _check_cues(narrative, source)
+        self.cue_matcher = CueMatcher({n.id: n.cues for n in self.narratives})
+        """Finds the narratives' cue phrases in text (also the linear model's cue features)."""
 
     @property
     def ids(self) -> list[str]:
@@ -98,9 +102,8 @@ class Taxonomy:
             for index in self._keyword_index.get(key, ()):
                 signals[index] += 1
         if text:
-            for index, pattern in enumerate(self._cues):
-                if pattern is not None:
-                    signals[index] += len({m.lastgroup for m in pattern.finditer(text)})
+            for index, count in self.cue_matcher.signals(text).items():
+                signals[index] += count
         ranked = sorted((i for i, s in enumerate(signals) if s), key=lambda i: (-signals[i], i))
         return [(self.narratives[i].id, signals[i]) for i in ranked]
 
@@ -170,20 +173,8 @@ def _narrative(entry: Any, where: str, number: int) -> Narrative:
                      lists["keywords"], lists["cues"])
 
 
-def _compile_cues(narrative: Narrative, where: str) -> re.Pattern[str] | None:
-    if not narrative.cues:
-        return None
+def _check_cues(narrative: Narrative, where: str) -> None:
     for cue in narrative.cues:
-        if "(?P<" in cue:
-            raise TaxonomyError(f"{where}, narrative {narrative.id!r}, field 'cues': {cue!r} "
-                                "uses a named group; use (?:...) instead")
-        try:
-            re.compile(cue)
-        except re.error as exc:
-            raise TaxonomyError(
-                f"{where}, narrative {narrative.id!r}, field 'cues': {cue!r} is not a valid "
-                f"regular expression ({exc})"
-            ) from None
-    # One named group per cue, so that a match tells which cue it was (a signal per cue).
-    alternation = "|".join(f"(?P<c{i}>{cue})" for i, cue in enumerate(narrative.cues))
-    return re.compile(rf"(?<!\w)(?:{alternation})(?!\w)", re.IGNORECASE)
+        problem = check_cue(cue)
+        if problem:
+            raise TaxonomyError(f"{where}, narrative {narrative.id!r}, field 'cues': {cue!r} {problem}")

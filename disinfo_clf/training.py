@@ -14,6 +14,7 @@ import yaml
 
 from . import __version__
 from .config import ConfigError, TrainingConfig, to_dict
+from .data.sentences import role_input
 from .datasets import ROLE_LABELS, SplitReport, build_datasets
 from .evaluation import SplitData, evaluate_split, save_metrics, write_plots
 from .model_card import render_card
@@ -78,7 +79,8 @@ def load_splits(config: TrainingConfig, taxonomy: Taxonomy, report: list[SplitRe
         else:
             gold = np.asarray(ds["label"], dtype=np.int64)
             langs = [""] * len(ds)
-        out[split] = SplitData(texts=list(ds["text"]), gold=gold, languages=list(langs))
+        texts = list(ds["text"]) if task == "narratives" else [role_input(t, c) for t, c in zip(ds["text"], ds["context"])]
+        out[split] = SplitData(texts=texts, gold=gold, languages=list(langs))
     return out
 
 
@@ -94,8 +96,8 @@ def check_label_set(labels: list[str], train: SplitData, multi_label: bool, wher
 
 
 def _fit_backend(config: TrainingConfig, labels: list[str], problem_type: str, splits: dict[str, SplitData],
-                 label_names: dict[str, str], output_dir: Path) -> TextClassifier:
-    train, val = splits["train"], splits["validation"]
+                 label_names: dict[str, str], output_dir: Path, taxonomy: Taxonomy) -> TextClassifier:
+    train = splits["train"]
     task = config.task
     if config.backend == "linear":
         from .models.linear import LinearClassifier
@@ -103,6 +105,7 @@ def _fit_backend(config: TrainingConfig, labels: list[str], problem_type: str, s
         return LinearClassifier.fit(
             train.texts, train.gold, labels=labels, problem_type=problem_type, config=config.linear,
             seed=config.seed, label_names=label_names, task=task,
+            cues={n.id: list(n.cues) for n in taxonomy.narratives} if task == "narrative" else None,
         )
     from datasets import Dataset
 
@@ -113,7 +116,7 @@ def _fit_backend(config: TrainingConfig, labels: list[str], problem_type: str, s
         return Dataset.from_dict({"text": split.texts, "labels": targets})
 
     return EncoderClassifier.train(
-        to_ds(train), to_ds(val), labels=labels, problem_type=problem_type, config=config.encoder,
+        to_ds(train), to_ds(splits["validation"]), labels=labels, problem_type=problem_type, config=config.encoder,
         seed=config.seed, output_dir=output_dir, label_names=label_names, task=task,
     )
 
@@ -133,12 +136,11 @@ def train(config: TrainingConfig, output_dir: str | Path | None = None, config_p
 
     out.mkdir(parents=True, exist_ok=True)
     logger.info("training %s/%s on %d texts", config.task, config.backend, len(splits["train"].texts))
-    model = _fit_backend(config, labels, problem_type, splits, label_names, out)
+    model = _fit_backend(config, labels, problem_type, splits, label_names, out, taxonomy)
 
     val = splits["validation"]
     logits = model.decision_function(val.texts)
-    val_targets = val.gold if multi else val.gold
-    model.meta.calibration = fit_calibration(logits, val_targets, config.calibration, problem_type)
+    model.meta.calibration = fit_calibration(logits, val.gold, config.calibration, problem_type)
     if multi and config.tune_thresholds:
         model.meta.thresholds = tune_thresholds(apply_calibration(logits, model.meta.calibration, problem_type), val.gold)
     elif multi:
@@ -151,7 +153,36 @@ def train(config: TrainingConfig, output_dir: str | Path | None = None, config_p
         shutil.copytree(ROLE_MODEL_DIR, out / "role", dirs_exist_ok=True)
 
     metrics = evaluate_dir(out, splits=splits, report=report[0] if report else None, config_file=config_path)
+    if config.refit_on_all_data:
+        metrics = _refit_on_all(config, model, labels, problem_type, splits, label_names, out, taxonomy, metrics)
     return TrainResult(model_dir=out, metrics=metrics)
+
+
+def _refit_on_all(config: TrainingConfig, model: TextClassifier, labels: list[str], problem_type: str,
+                  splits: dict[str, SplitData], label_names: dict[str, str], out: Path, taxonomy: Taxonomy,
+                  metrics: dict[str, Any]) -> dict[str, Any]:
+    """Refit on train + validation + test with the time-split model's calibration and thresholds."""
+    if config.backend != "linear":
+        raise ConfigError("refit_on_all_data is only supported for the linear backend (the encoder needs validation for early stopping)")
+    names = ("train", "validation", "test")
+    merged = SplitData(
+        texts=[t for n in names for t in splits[n].texts],
+        gold=np.concatenate([splits[n].gold for n in names]),
+        languages=[lang for n in names for lang in splits[n].languages],
+    )
+    logger.info("refitting on all %d texts", len(merged.texts))
+    refit = _fit_backend(config, labels, problem_type, {"train": merged}, label_names, out, taxonomy)
+    refit.meta.calibration, refit.meta.thresholds = model.meta.calibration, model.meta.thresholds
+    refit.meta.model_id, refit.meta.library_version = model.meta.model_id, model.meta.library_version
+    refit.save_pretrained(out)
+    metrics["refit"] = {
+        "examples": len(merged.texts),
+        "through": (metrics.get("data") or {}).get("boundaries", {}).get("test", ["", ""])[1],
+        "note": "weights refit on all periods after the held-out evaluation; the split metrics are those of the time-split model",
+    }
+    save_metrics(metrics, out / METRICS_FILE)
+    (out / CARD_FILE).write_text(render_card(out), encoding="utf-8")
+    return metrics
 
 
 def evaluate_dir(
@@ -167,6 +198,12 @@ def evaluate_dir(
 
     model_dir = Path(model_dir)
     config = load_config(model_dir / TRAINING_CONFIG_FILE) if (model_dir / TRAINING_CONFIG_FILE).is_file() else TrainingConfig()
+    if config.refit_on_all_data and splits is None:
+        raise ValueError(
+            f"{model_dir} was refit on all periods after its held-out evaluation (refit_on_all_data: true), so "
+            f"every split is in its training data; its held-out numbers are in {model_dir / METRICS_FILE}. "
+            "Train with --set refit_on_all_data=false to get a model you can evaluate."
+        )
     model = load_classifier(model_dir)
     if splits is None:
         reports: list[SplitReport] = []
@@ -191,8 +228,7 @@ def evaluate_dir(
     for name in wanted:
         result = evaluate_split(model, splits[name], splits["train"].gold)
         probs = result.pop("_probs")
-        gold = splits[name].gold if model.meta.problem_type == MULTI_LABEL else np.eye(len(model.labels), dtype=int)[splits[name].gold]
-        write_plots(result, probs, gold, model_dir, name)
+        write_plots(result, probs, splits[name].gold, model_dir, name)
         metrics["splits"][name] = result
     save_metrics(metrics, model_dir / METRICS_FILE)
     (model_dir / CARD_FILE).write_text(render_card(model_dir), encoding="utf-8")

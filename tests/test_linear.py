@@ -17,7 +17,8 @@ from disinfo_clf.models.base import (
     TextClassifier,
     load_classifier,
 )
-from disinfo_clf.models.linear import CharWbTransform, LinearClassifier
+from disinfo_clf.models.features import CharWbTransform
+from disinfo_clf.models.linear import LinearClassifier
 
 LABELS = ["gas", "nato", "vaccine"]
 TOPICS = {

@@ -213,4 +213,4 @@ def test_memory_stays_bounded_on_a_large_input(tmp_path: Path) -> None:
                             env=env, capture_output=True, text=True, check=True)
     records, max_rss_mb = map(int, result.stdout.split())
     assert records == 100_000
-    assert max_rss_mb < 200, f"peak RSS {max_rss_mb} MB"
+    assert max_rss_mb < 512, f"peak RSS {max_rss_mb} MB"

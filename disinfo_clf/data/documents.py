@@ -183,7 +183,11 @@ def _assign_roles(text: str, block: _Block, role_model: RoleModel | None) -> Non
     sentences = [(i, s) for i, line in enumerate(body) for s in line.sentences]
     if not sentences:
         return
-    p = debunk_probabilities([text[a:b] for _, (a, b) in sentences], role_model or default_role_model())
+    p = debunk_probabilities(
+        [text[a:b] for _, (a, b) in sentences],
+        role_model or default_role_model(),
+        contexts=[text[body[i].start:body[i].end] for i, _ in sentences],
+    )
     min_claim = 1 if block.title is not None or len(body) > 1 else 0
     k = claim_debunk_switch(p, [i for i, _ in sentences], min_claim=min_claim)
     for n, (i, _) in enumerate(sentences):

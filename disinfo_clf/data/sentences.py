@@ -153,8 +153,18 @@ def default_role_model() -> RoleModel:
     return role_model()
 
 
-def debunk_probabilities(sentences: Sequence[str], model: RoleModel) -> np.ndarray:
-    """P(debunk) per sentence: the model's, raised to :data:`CUE_PROBABILITY` where a cue occurs."""
+def role_input(sentence: str, context: str) -> str:
+    """What the role model reads for one sentence: the sentence, then the paragraph it stands in.
+
+    Isolated sentences are often ambiguous (a debunk restates facts in the claim's words); the
+    paragraph tells a claim summary from a disproof. Training and every caller use this form.
+    """
+    return f"{sentence}\n{context}"
+
+
+def debunk_probabilities(sentences: Sequence[str], model: RoleModel, contexts: Sequence[str] | None = None) -> np.ndarray:
+    """P(debunk) per sentence, read with its paragraph from ``contexts`` (default: the sentence
+    alone), raised to :data:`CUE_PROBABILITY` where a debunk cue occurs."""
     labels = list(model.labels)
     if "debunk" not in labels:
         raise ValueError(
@@ -165,7 +175,9 @@ def debunk_probabilities(sentences: Sequence[str], model: RoleModel) -> np.ndarr
         return np.zeros(0)
     # A loaded backend would draw a progress bar per document; plain role models take only texts.
     kwargs = {"show_progress_bar": False} if isinstance(model, TextClassifier) else {}
-    proba = np.asarray(model.predict_proba(list(sentences), **kwargs), dtype=float)
+    contexts = sentences if contexts is None else contexts
+    inputs = [role_input(s, c) for s, c in zip(sentences, contexts)]
+    proba = np.asarray(model.predict_proba(inputs, **kwargs), dtype=float)
     p = proba[:, labels.index("debunk")]
     cues = np.array([bool(DEBUNK_CUES.search(s)) for s in sentences])
     return np.where(cues, np.maximum(p, CUE_PROBABILITY), p)

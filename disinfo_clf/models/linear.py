@@ -23,40 +23,26 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 from scipy import sparse
-from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from tqdm.auto import tqdm
 
 from .base import (CONFIG_FILE, META_FILE, MULTI_LABEL, SINGLE_LABEL, ModelDirectoryError, ModelMeta, ProblemType,
                    require_files, write_hf_config)
 from .calibration import apply_calibration
+from .features import ANALYZERS, CharWbTransform, CueFeatures, make_vectorizer, terms_in_order, vectorizer_settings
 from ..config import LinearConfig, to_dict
 
 logger = logging.getLogger(__name__)
 
 MODEL_TYPE = "disinfo-linear"
 VOCABULARY_FILE = "vocabulary.json"
+CUES_FILE = "cues.json"
 WEIGHTS_FILE = "linear.safetensors"
-ANALYZERS = ("word", "char")
 ABSENT_LOGIT = 20.0
 """Magnitude of the constant logit given to a label that training never (or always) showed."""
 _CHUNK = 1024
 """Texts vectorised per step: small batches only add per-call overhead to a sparse model."""
-_WORD_CACHE_SIZE = 200_000
-"""Distinct words whose character n-grams are remembered between calls."""
-
-
-def _vectorizer_settings(config: LinearConfig) -> dict[str, dict[str, Any]]:
-    """The TfidfVectorizer arguments (besides vocabulary) of each analyzer, JSON-ready."""
-    common = {"lowercase": True, "sublinear_tf": True, "norm": "l2", "use_idf": True, "smooth_idf": True}
-    return {
-        "word": {"analyzer": "word", "ngram_range": list(config.word_ngram_range), **common},
-        "char": {"analyzer": "char_wb", "ngram_range": list(config.char_ngram_range), **common},
-    }
-
-
-def _make_vectorizer(settings: dict[str, Any], **kwargs: Any) -> TfidfVectorizer:
-    return TfidfVectorizer(**{**settings, "ngram_range": tuple(settings["ngram_range"])}, dtype=np.float32, **kwargs)
 
 
 def _tqdm_disable(show_progress_bar: bool | None) -> bool | None:
@@ -81,7 +67,7 @@ class LinearClassifier:
 
     def __init__(self, meta: ModelMeta, vectorizers: dict[str, TfidfVectorizer], coef: np.ndarray,
                  intercept: np.ndarray, settings: dict[str, dict[str, Any]],
-                 linear_config: dict[str, Any] | None = None) -> None:
+                 linear_config: dict[str, Any] | None = None, cue_features: CueFeatures | None = None) -> None:
         self.meta = meta
         self.vectorizers = vectorizers
         self.intercept = np.asarray(intercept, dtype=np.float32)
@@ -91,10 +77,16 @@ class LinearClassifier:
         """The :class:`LinearConfig` the model was fitted with, as plain data (for the record)."""
         # Stored transposed and C-ordered: sparse @ dense then needs no copy of the weights.
         self._coef_t = np.ascontiguousarray(np.asarray(coef, dtype=np.float32).T)
+        self.cue_features = cue_features
+        """Taxonomy cue flags appended to the n-grams (``None``: n-grams only)."""
         sizes = [len(vectorizers[name].vocabulary_) for name in ANALYZERS]
+        if cue_features is not None:
+            sizes.append(len(cue_features.matcher.labels))
         self._blocks = np.split(self._coef_t, np.cumsum(sizes)[:-1])
         """Per analyzer, its rows of ``coef.T``; summing block products avoids stacking matrices."""
-        self._transforms = {name: vectorizers[name].transform for name in ANALYZERS}
+        self._transforms: dict[str, Any] = {name: vectorizers[name].transform for name in ANALYZERS}
+        if cue_features is not None:
+            self._transforms["cue"] = cue_features
         if vectorizers["char"].analyzer == "char_wb":
             self._transforms["char"] = CharWbTransform(vectorizers["char"])
 
@@ -128,22 +120,24 @@ class LinearClassifier:
         label_names: dict[str, str] | None = None,
         task: str = "narrative",
         show_progress_bar: bool | None = None,
+        cues: dict[str, list[str]] | None = None,
     ) -> "LinearClassifier":
         """Fit the vectorisers and the logistic regressions; returns the fitted model.
 
         ``targets``: a 0/1 matrix ``(len(texts), len(labels))`` for multi-label, a vector of
-        class indices for single-label. Calibration and thresholds stay at their defaults:
+        class indices for single-label. ``cues`` (label id → cue phrases) adds one cue-flag
+        feature per label, weighted by ``config.cue_weight``. Calibration and thresholds stay at their defaults:
         the training loop fits them on validation and sets ``meta``.
         """
         texts = _check_texts(texts)
         labels = list(labels)
         y = _check_targets(targets, len(texts), labels, problem_type)
         started = time.perf_counter()
-        settings = _vectorizer_settings(config)
+        settings = vectorizer_settings(config)
         vectorizers: dict[str, TfidfVectorizer] = {}
         blocks = []
         for name in ANALYZERS:
-            vectorizer = _make_vectorizer(settings[name], min_df=config.min_df, max_features=config.max_features)
+            vectorizer = make_vectorizer(settings[name], min_df=config.min_df, max_features=config.max_features)
             try:
                 blocks.append(vectorizer.fit_transform(texts))
             except ValueError as exc:
@@ -152,9 +146,12 @@ class LinearClassifier:
                     "train on more texts or lower linear.min_df"
                 ) from exc
             vectorizers[name] = vectorizer
+        cue_features = CueFeatures(cues, config.cue_weight) if cues and config.cue_weight > 0 else None
+        if cue_features is not None:
+            blocks.append(cue_features(texts))
         features = sparse.hstack(blocks, format="csr")
         logger.info("linear model: %d texts, %d features (%s)", len(texts), features.shape[1],
-                    ", ".join(f"{n} {b.shape[1]}" for n, b in zip(ANALYZERS, blocks)))
+                    ", ".join(f"{n} {b.shape[1]}" for n, b in zip((*ANALYZERS, "cue"), blocks)))
         regression = dict(
             C=config.C,
             class_weight=None if config.class_weight == "none" else "balanced",
@@ -174,7 +171,7 @@ class LinearClassifier:
             problem_type=problem_type,
             label_names=dict(label_names or {}),
         )
-        return cls(meta, vectorizers, coef, intercept, settings, to_dict(config))
+        return cls(meta, vectorizers, coef, intercept, settings, to_dict(config), cue_features)
 
     def decision_function(
         self, texts: Sequence[str], batch_size: int = 64, show_progress_bar: bool | None = None
@@ -192,7 +189,7 @@ class LinearClassifier:
             for start in range(0, len(texts), chunk):
                 part = texts[start:start + chunk]
                 logits = np.broadcast_to(self.intercept, (len(part), len(self.intercept))).copy()
-                for name, block in zip(ANALYZERS, self._blocks):
+                for name, block in zip(self._transforms, self._blocks):
                     logits += self._transforms[name](part) @ block
                 out[start:start + len(part)] = logits
                 bar.update(len(part))
@@ -213,7 +210,9 @@ class LinearClassifier:
                  "linear_config": self.linear_config}
         write_hf_config(directory, self.meta, extra)
         self.meta.save(directory)
-        vocabulary = {name: _terms_in_order(self.vectorizers[name].vocabulary_) for name in ANALYZERS}
+        if self.cue_features is not None:
+            Path(directory, CUES_FILE).write_text(json.dumps(self.cue_features.to_dict(), indent=1, ensure_ascii=False), encoding="utf-8")
+        vocabulary = {name: terms_in_order(self.vectorizers[name].vocabulary_) for name in ANALYZERS}
         Path(directory, VOCABULARY_FILE).write_text(json.dumps(vocabulary, ensure_ascii=False), encoding="utf-8")
         tensors = {f"{name}_idf": np.ascontiguousarray(self.vectorizers[name].idf_) for name in ANALYZERS}
         coef = np.ascontiguousarray(self.coef)
@@ -254,69 +253,23 @@ class LinearClassifier:
                     f"{weights_path}: {name}_idf does not match the {len(terms)} {name} n-grams in {VOCABULARY_FILE}"
                 )
             try:
-                vectorizer = _make_vectorizer(settings[name], vocabulary={term: i for i, term in enumerate(terms)})
+                vectorizer = make_vectorizer(settings[name], vocabulary={term: i for i, term in enumerate(terms)})
                 vectorizer.idf_ = idf
             except (KeyError, TypeError, ValueError) as exc:
                 raise ModelDirectoryError(
                     f"{directory / VOCABULARY_FILE} or {directory / CONFIG_FILE} is corrupt: {exc}"
                 ) from exc
             vectorizers[name] = vectorizer
-        n_features = sum(len(vocabulary[n]) for n in ANALYZERS)
+        cue_features = _load_cues(directory / CUES_FILE) if (directory / CUES_FILE).is_file() else None
+        n_features = sum(len(vocabulary[n]) for n in ANALYZERS) + (len(cue_features.matcher.labels) if cue_features else 0)
         coef, intercept = tensors.get("coef"), tensors.get("intercept")
         shapes = None if coef is None or intercept is None else (coef.shape, intercept.shape)
         if shapes != ((len(meta.labels), n_features), (len(meta.labels),)):
             raise ModelDirectoryError(
                 f"{weights_path}: coef/intercept do not match {len(meta.labels)} labels x {n_features} n-grams"
             )
-        return cls(meta, vectorizers, coef, intercept, {n: settings[n] for n in ANALYZERS}, config.get("linear_config"))
-
-
-class CharWbTransform:
-    """``TfidfVectorizer.transform`` of a fitted ``char_wb`` vectoriser, with the same output, faster.
-
-    ``char_wb`` n-grams never cross a word boundary, so a text's n-grams are those of its words:
-    each distinct word is analysed once and its vocabulary columns remembered (about 4x faster
-    than scikit-learn on articles, measured).
-    """
-
-    def __init__(self, vectorizer: TfidfVectorizer) -> None:
-        self._analyzer = vectorizer.build_analyzer()
-        self._lowercase = bool(vectorizer.lowercase)
-        self._vocabulary = vectorizer.vocabulary_
-        self._tfidf = TfidfTransformer(
-            norm=vectorizer.norm, use_idf=True, smooth_idf=vectorizer.smooth_idf, sublinear_tf=vectorizer.sublinear_tf
-        )
-        self._tfidf.idf_ = vectorizer.idf_
-        self._dtype = vectorizer.dtype
-        self._columns: dict[str, np.ndarray] = {}
-
-    def _word_columns(self, word: str) -> np.ndarray:
-        if len(self._columns) >= _WORD_CACHE_SIZE:
-            self._columns.clear()
-        found = map(self._vocabulary.get, self._analyzer(word))
-        columns = self._columns[word] = np.fromiter((c for c in found if c is not None), dtype=np.int32)
-        return columns
-
-    def __call__(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        parts: list[np.ndarray] = []
-        lengths: list[int] = []
-        cached = self._columns.get
-        for text in texts:
-            n_columns = 0
-            for word in (text.lower() if self._lowercase else text).split():
-                columns = cached(word)
-                if columns is None:
-                    columns = self._word_columns(word)
-                parts.append(columns)
-                n_columns += len(columns)
-            lengths.append(n_columns)
-        cols = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
-        rows = np.repeat(np.arange(len(texts)), lengths)
-        counts = sparse.csr_matrix(
-            (np.ones(len(cols), dtype=self._dtype), (rows, cols)), shape=(len(texts), len(self._vocabulary))
-        )
-        counts.sum_duplicates()
-        return self._tfidf.transform(counts, copy=False)
+        return cls(meta, vectorizers, coef, intercept, {n: settings[n] for n in ANALYZERS}, config.get("linear_config"),
+                   cue_features)
 
 
 def _check_targets(targets: np.ndarray, n_texts: int, labels: list[str], problem_type: str) -> np.ndarray:
@@ -392,16 +345,16 @@ def _round_to_half(coef: np.ndarray) -> np.ndarray:
     return coef.astype(np.float16).astype(np.float32)
 
 
-def _terms_in_order(vocabulary: dict[str, int]) -> list[str]:
-    """The n-grams of a ``term -> column`` mapping, listed by column."""
-    terms = [""] * len(vocabulary)
-    for term, index in vocabulary.items():
-        terms[index] = term
-    return terms
-
-
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:  # includes JSON and UTF-8 decoding errors
+        raise ModelDirectoryError(f"{path} is corrupt: {exc}") from exc
+
+
+def _load_cues(path: Path) -> CueFeatures:
+    data = _read_json(path)
+    try:
+        return CueFeatures(data["cues"], data["weight"])
+    except (KeyError, TypeError, ValueError) as exc:
         raise ModelDirectoryError(f"{path} is corrupt: {exc}") from exc
