@@ -1,6 +1,14 @@
 """disinfo_clf: which known pro-Kremlin disinformation narrative a text pushes, and whether it
-states the claim or debunks it."""
+states the claim or debunks it.
+
+    >>> from disinfo_clf import predict
+    >>> predict("NATO promised not to expand east and lied.").narrative
+    'nato-aggression'
+"""
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["__version__"]
+
+from .predict import Evidence, Model, Prediction, load_model, predict  # noqa: E402
+
+__all__ = ["Evidence", "Model", "Prediction", "__version__", "load_model", "predict"]

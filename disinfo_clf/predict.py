@@ -3,8 +3,9 @@
 Long texts are split into sentence windows, each window is scored, and a text's narrative
 probability is the highest of its windows: a narrative pushed in one paragraph of a long
 article is found, and the window that pushed it comes back as ``evidence``. The role (claim or
-debunk) is the length-weighted mean of the windows' debunk probabilities from the sentence role
-model, so a fact-check that quotes a claim before refuting it still reads as ``debunk``.
+debunk) is the length-weighted mean of the windows' debunk probabilities from the role model
+(EUvsDisinfo debunk wording raises a window's probability, as in ``segment``), so a fact-check
+that quotes a claim before refuting it still reads as ``debunk``.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any, Sequence, overload
 
 import numpy as np
 
-from .data.sentences import role_input, split_sentences
+from .data.sentences import debunk_probabilities, split_sentences
 from .models.base import META_FILE, ModelDirectoryError, TextClassifier, load_classifier
 from .resources import DEFAULT_MODEL_DIR, ROLE_MODEL_DIR
 
@@ -125,7 +126,8 @@ class Model:
         self.narratives = narratives
         self.roles = roles
         self.model_id = model_id
-        self._debunk_col = list(roles.labels).index("debunk")
+        if "debunk" not in roles.labels:
+            raise ModelDirectoryError(f"the role model's labels {list(roles.labels)} have no 'debunk': pass a claim/debunk model")
         self._names = narratives.meta.label_names
         thresholds = narratives.meta.thresholds or [0.5] * len(narratives.labels)
         self._thresholds = np.asarray(thresholds, dtype=np.float64)
@@ -147,8 +149,8 @@ class Model:
         windows = [text_windows(t) for t in texts]
         flat = [t[s:e] for t, ws in zip(texts, windows) for s, e in ws]
         probs = self.narratives.predict_proba(flat, batch_size=batch_size, show_progress_bar=show_progress_bar)
-        role_inputs = [role_input(w, w) for w in flat]
-        debunk = self.roles.predict_proba(role_inputs, batch_size=batch_size, show_progress_bar=False)[:, self._debunk_col]
+        # Each window is read as its own paragraph; EUvsDisinfo debunk wording counts as it does in segment().
+        debunk = debunk_probabilities(flat, self.roles, contexts=flat)
         labels = self.labels
         out: list[Prediction] = []
         pos = 0
@@ -223,6 +225,8 @@ def predict(
         raise TypeError("texts is None: pass a string or a list of strings")
     loaded = model if isinstance(model, Model) else load_model(model)
     if isinstance(texts, str):
+        if not texts.strip():
+            raise ValueError("text is empty: pass a text with some non-blank characters")
         return loaded.predict([texts], top_k=top_k, batch_size=batch_size, show_progress_bar=show_progress_bar)[0]
     if not isinstance(texts, Sequence):
         texts = list(texts)

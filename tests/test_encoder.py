@@ -12,25 +12,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from disinfo_clf.config import EncoderConfig  # noqa: E402
-from disinfo_clf.data.exports import load_database_csv  # noqa: E402
 from disinfo_clf.models.base import MULTI_LABEL, SINGLE_LABEL, ModelDirectoryError, load_classifier  # noqa: E402
 from disinfo_clf.models.encoder import EncoderClassifier, class_weights, load_pretrained_encoder  # noqa: E402
-from disinfo_clf.models.tiny import build_tiny_encoder  # noqa: E402
 
 KEYWORDS = ["ukraine", "nato"]
 MAX_LENGTH = 32
-
-
-@pytest.fixture(scope="session")
-def titles() -> list[str]:
-    """Database titles (one-sentence claims), oldest first."""
-    return [case.title for case in reversed(load_database_csv())]
-
-
-@pytest.fixture(scope="session")
-def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory, titles: list[str]) -> Path:
-    """ONE tiny encoder for the whole session (the lead may move this into conftest.py)."""
-    return build_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"), texts=titles[:4000], vocab_size=4000)
 
 
 def keyword_labels(text: str) -> list[float]:
