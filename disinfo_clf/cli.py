@@ -185,14 +185,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     from .config import ConfigError
+    from .feeds import InputError
     from .models.base import ModelDirectoryError
+    from .scoring import ScoringError
 
     try:
         return int(args.func(args))
     except (ConfigError, ModelDirectoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (OSError, ValueError, TypeError) as exc:
+    except (ScoringError, InputError, OSError, ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:
