@@ -3,28 +3,10 @@ from __future__ import annotations
 
 import time
 import zlib
-from dataclasses import dataclass
-from typing import Any
+
+from disinfo_clf.predict import Evidence, Prediction
 
 NARRATIVES = {"nato": ("nato-threat", "NATO threatens Russia"), "nazi": ("ukraine-nazi", "Ukraine is run by Nazis")}
-
-
-@dataclass
-class FakePrediction:
-    """The fields of ``disinfo_clf.predict.Prediction.to_dict()``."""
-
-    narrative: str
-    name: str
-    score: float
-    scores: dict[str, float]
-    narratives: list[str]
-    role: str
-    role_score: float
-    evidence: dict[str, Any] | None
-    language: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 class FakeModel:
@@ -34,7 +16,7 @@ class FakeModel:
         self.model_id, self.delay, self.fail_on = model_id, delay, fail_on
         self.calls: list[int] = []
 
-    def predict(self, texts: list[str], batch_size: int = 32, show_progress_bar: bool | None = False) -> list[FakePrediction]:
+    def predict(self, texts: list[str], batch_size: int = 32, show_progress_bar: bool | None = False) -> list[Prediction]:
         self.calls.append(len(texts))
         if self.delay:
             time.sleep(self.delay)
@@ -43,14 +25,14 @@ class FakeModel:
         return [self._one(text) for text in texts]
 
     @staticmethod
-    def _one(text: str) -> FakePrediction:
+    def _one(text: str) -> Prediction:
         lower = text.lower()
         key = next((k for k in NARRATIVES if k in lower), None)
         narrative, name = NARRATIVES[key] if key else ("none", "No known narrative")
         score = (zlib.crc32(text.encode("utf-8")) % 1000) / 1000
         first_line = text.split("\n")[0]
-        return FakePrediction(
+        return Prediction(
             narrative=narrative, name=name, score=score, scores={narrative: score},
             narratives=[narrative] if key else [], role="debunk" if "false" in lower else "claim",
-            role_score=0.75, evidence={"text": text[:80], "start": 0, "end": min(80, len(text))} if key else None,
+            role_score=0.75, evidence=Evidence(text=text[:80], start=0, end=min(80, len(text))) if key else None,
             language="en" if first_line.isascii() else None)

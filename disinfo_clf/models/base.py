@@ -101,6 +101,26 @@ class TextClassifier(Protocol):
         ...
 
 
+class CalibratedClassifier:
+    """``predict_proba`` for backends: their ``decision_function`` passed through ``meta.calibration``."""
+
+    meta: ModelMeta
+
+    def decision_function(
+        self, texts: Sequence[str], batch_size: int = 64, show_progress_bar: bool | None = None
+    ) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_proba(
+        self, texts: Sequence[str], batch_size: int = 64, show_progress_bar: bool | None = None
+    ) -> np.ndarray:
+        """Calibrated probabilities, shape ``(len(texts), len(labels))``."""
+        from .calibration import apply_calibration
+
+        logits = self.decision_function(texts, batch_size=batch_size, show_progress_bar=show_progress_bar)
+        return apply_calibration(logits, self.meta.calibration, self.meta.problem_type)
+
+
 def write_hf_config(directory: str | Path, meta: ModelMeta, extra: dict[str, Any] | None = None) -> None:
     """Write a transformers-style ``config.json`` with ``id2label``/``label2id``/``problem_type``."""
     config = dict(extra or {})

@@ -20,8 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .base import CONFIG_FILE, MULTI_LABEL, ModelDirectoryError, ModelMeta, ProblemType, require_files
-from .calibration import apply_calibration
+from .base import CalibratedClassifier, CONFIG_FILE, MULTI_LABEL, ModelDirectoryError, ModelMeta, ProblemType, require_files
 
 if TYPE_CHECKING:
     import datasets
@@ -91,7 +90,7 @@ def load_pretrained_encoder(
     return tokenizer, model
 
 
-class EncoderClassifier:
+class EncoderClassifier(CalibratedClassifier):
     """A fine-tuned transformer encoder answering the :class:`~.base.TextClassifier` calls."""
 
     def __init__(self, model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", meta: ModelMeta) -> None:
@@ -161,13 +160,6 @@ class EncoderClassifier:
                 ).logits
                 window_logits[rows] = logits.float().cpu().numpy()
         return _pool_windows(window_logits, owner, len(texts), self.meta.problem_type)
-
-    def predict_proba(
-        self, texts: Sequence[str], batch_size: int = 64, show_progress_bar: bool | None = None
-    ) -> np.ndarray:
-        """Calibrated probabilities, shape ``(len(texts), len(labels))``."""
-        logits = self.decision_function(texts, batch_size=batch_size, show_progress_bar=show_progress_bar)
-        return apply_calibration(logits, self.meta.calibration, self.meta.problem_type)
 
     # ---- persistence ------------------------------------------------------------------------
 

@@ -27,9 +27,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from tqdm.auto import tqdm
 
-from .base import (CONFIG_FILE, META_FILE, MULTI_LABEL, SINGLE_LABEL, ModelDirectoryError, ModelMeta, ProblemType,
+from .base import (CalibratedClassifier, CONFIG_FILE, META_FILE, MULTI_LABEL, SINGLE_LABEL, ModelDirectoryError, ModelMeta, ProblemType,
                    require_files, write_hf_config)
-from .calibration import apply_calibration
 from .features import ANALYZERS, CharWbTransform, CueFeatures, make_vectorizer, terms_in_order, vectorizer_settings
 from ..config import LinearConfig, to_dict
 
@@ -58,7 +57,7 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
     return texts
 
 
-class LinearClassifier:
+class LinearClassifier(CalibratedClassifier):
     """TF-IDF + logistic regression text classifier answering the ``TextClassifier`` protocol.
 
     Build one with :meth:`fit` (a classmethod that returns a fitted model) or
@@ -194,13 +193,6 @@ class LinearClassifier:
                 out[start:start + len(part)] = logits
                 bar.update(len(part))
         return out
-
-    def predict_proba(
-        self, texts: Sequence[str], batch_size: int = 64, show_progress_bar: bool | None = None
-    ) -> np.ndarray:
-        """Calibrated probabilities, shape ``(len(texts), len(labels))``."""
-        logits = self.decision_function(texts, batch_size=batch_size, show_progress_bar=show_progress_bar)
-        return apply_calibration(logits, self.meta.calibration, self.meta.problem_type)
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write ``config.json``, ``disinfo_clf.json``, ``vocabulary.json`` and ``linear.safetensors``."""
