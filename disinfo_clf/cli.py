@@ -25,13 +25,12 @@ def _cmd_data_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_show(args: argparse.Namespace) -> int:
-    from .data import parse_file, segment
+    from .data import parse_document, read_document, segment
     from .taxonomy import load_taxonomy
 
     taxonomy = load_taxonomy()
-    path = Path(args.file)
-    text = path.read_text(encoding="utf-8")
-    cases = parse_file(path)
+    text = read_document(args.file)
+    cases = parse_document(text, source=args.file)
     for i, case in enumerate(cases, 1):
         tags = taxonomy.tag(case.keywords, text=f"{case.title}\n{case.claim}\n{case.debunk}")
         print(f"── case {i} (line {case.line}) ──")

@@ -13,7 +13,7 @@ stamp=.venv/.disinfo-clf-installed
 want="$(sha256sum pyproject.toml | cut -d' ' -f1) $TORCH_SPEC"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setting up .venv (first run takes a few minutes)..." >&2
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check "$TORCH_SPEC"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+  .venv/bin/python -m pip install -qq --disable-pip-version-check "$TORCH_SPEC"
+  .venv/bin/python -m pip install -qq --disable-pip-version-check -e ".[dev]"
   echo "$want" > "$stamp"
 fi

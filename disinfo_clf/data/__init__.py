@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .cases import SPAN_LABELS, Case, Skipped, Span
-from .documents import parse_document, parse_file, segment
+from .documents import parse_document, parse_file, read_document, segment
 from .exports import load_database_csv, load_review_csv
 from .sentences import split_sentences
 
@@ -15,6 +15,7 @@ __all__ = [
     "load_review_csv",
     "parse_document",
     "parse_file",
+    "read_document",
     "segment",
     "split_sentences",
 ]

@@ -344,15 +344,19 @@ def parse_document(text: str, *, source: str | None = None, role_model: RoleMode
     return cases
 
 
-def parse_file(path: str | PathLike[str], *, role_model: RoleModel | None = None) -> list[Case]:
-    """:func:`parse_document` on a UTF-8 text file, with ``source`` set to the path."""
+def read_document(path: str | PathLike[str]) -> str:
+    """The text of a UTF-8 case document (a BOM is dropped); a ValueError naming the file otherwise."""
     path = Path(path)
     data = path.read_bytes()
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ValueError(
             f"{path} is not UTF-8 text (undecodable byte at offset {exc.start}): convert it, "
             f"for example with `iconv -f latin1 -t utf-8 {path}`"
         ) from exc
-    return parse_document(text, source=str(path), role_model=role_model)
+
+
+def parse_file(path: str | PathLike[str], *, role_model: RoleModel | None = None) -> list[Case]:
+    """:func:`parse_document` on a UTF-8 text file, with ``source`` set to the path."""
+    return parse_document(read_document(path), source=str(path), role_model=role_model)
