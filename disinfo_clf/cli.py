@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -118,9 +119,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_build_tiny(args: argparse.Namespace) -> int:
+    from .datasets import corpus_texts
     from .models.tiny import build_tiny_encoder
 
-    path = build_tiny_encoder(args.output_dir)
+    path = build_tiny_encoder(args.output_dir, texts=corpus_texts())
     print(f"tiny encoder written to {path}")
     return 0
 
@@ -193,12 +195,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, ModelDirectoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python from complaining at exit.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return 0
     except (ScoringError, InputError, OSError, ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except BrokenPipeError:
-        sys.stderr.close()  # the reader went away (`| head`): nothing left to say
-        return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

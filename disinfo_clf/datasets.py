@@ -18,7 +18,7 @@ import logging
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Iterator, Literal, Sequence
 
 import datasets as hf
 
@@ -85,6 +85,16 @@ def load_all_cases(review_csv: str | None = None, database_csv: str | None = Non
         unique.append(case)
     logger.info("merged %d cases into %d unique cases", len(cases), len(unique))
     return unique
+
+
+def corpus_texts() -> Iterator[str]:
+    """Distinct titles, claims and disproofs of the shipped EUvsDisinfo exports (for tokenizers)."""
+    seen: set[str] = set()
+    for case in [*load_review_csv(), *load_database_csv()]:
+        for text in (case.title, case.claim, case.debunk):
+            if text and text not in seen:
+                seen.add(text)
+                yield text
 
 
 def time_boundaries(dates: Sequence[dt.date], test_fraction: float, validation_fraction: float) -> tuple[dt.date, dt.date]:
@@ -188,8 +198,9 @@ def build_datasets(
     if task == "roles":
         cases = [c for c in cases if c.debunk.strip() and c.claim.strip()]
     if max_cases and len(cases) > max_cases:
-        step = len(cases) / max_cases
-        cases = [sorted(cases, key=lambda c: c.published)[int(i * step)] for i in range(max_cases)]
+        ordered = sorted(cases, key=lambda c: c.published)
+        step = len(ordered) / max_cases
+        cases = [ordered[int(i * step)] for i in range(max_cases)]
     val_start, test_start = time_boundaries([c.published for c in cases], test_fraction, validation_fraction)
 
     rows = _narrative_rows(cases, taxonomy) if task == "narratives" else _role_rows(cases)

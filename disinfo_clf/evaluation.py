@@ -75,13 +75,13 @@ def singlelabel_metrics(gold: np.ndarray, probs: np.ndarray, labels: Sequence[st
     }
 
 
-def majority_baseline(train_gold: np.ndarray, n: int, multi_label: bool) -> np.ndarray:
+def majority_baseline(train_gold: np.ndarray, n: int, n_labels: int, multi_label: bool) -> np.ndarray:
     """Probabilities of the prior/majority baseline: each label's training prevalence, for every text."""
     train_gold = np.asarray(train_gold)
     if multi_label:
         prior = train_gold.mean(axis=0)
     else:
-        prior = np.bincount(train_gold.astype(int), minlength=int(train_gold.max()) + 1) / len(train_gold)
+        prior = np.bincount(train_gold.astype(int), minlength=n_labels) / len(train_gold)
     return np.tile(prior, (n, 1))
 
 
@@ -101,7 +101,7 @@ def evaluate_split(
     labels = list(model.labels)
     multi = model.meta.problem_type == MULTI_LABEL
     probs = model.predict_proba(data.texts, batch_size=batch_size)
-    base = majority_baseline(train_gold, len(data.texts), multi)
+    base = majority_baseline(train_gold, len(data.texts), len(labels), multi)
     if multi:
         thresholds = model.meta.thresholds or [0.5] * len(labels)
         result = multilabel_metrics(data.gold, probs, thresholds, labels)

@@ -146,6 +146,8 @@ class Model:
     ) -> list[Prediction]:
         """Predictions for a list of texts, in the same order."""
         _check_texts(texts)
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+            raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
         windows = [text_windows(t) for t in texts]
         flat = [t[s:e] for t, ws in zip(texts, windows) for s, e in ws]
         probs = self.narratives.predict_proba(flat, batch_size=batch_size, show_progress_bar=show_progress_bar)

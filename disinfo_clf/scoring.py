@@ -17,7 +17,8 @@ from typing import Any, BinaryIO, Literal, Protocol
 
 from tqdm.auto import tqdm
 
-from disinfo_clf.feeds import STDIN, InputError, Record, check_inputs, normalize_format, read_records
+from .models.base import progress_disabled
+from .feeds import STDIN, InputError, Record, check_inputs, normalize_format, read_records
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def score(inputs: Sequence[str | Path], output: str | Path | None, *, model: Sco
     predict_kwargs: dict[str, Any] = {"show_progress_bar": False}
     if predict_batch_size is not None:
         predict_kwargs["batch_size"] = predict_batch_size
-    disable = not sys.stderr.isatty() if show_progress_bar is None else not show_progress_bar
+    disable = progress_disabled(show_progress_bar)
     try:
         with tqdm(desc="scoring", unit=" records", disable=disable) as bar:
             records = read_records(inputs, text_field=text_field, id_field=id_field, input_format=input_format)

@@ -81,6 +81,12 @@ def load_splits(config: TrainingConfig, taxonomy: Taxonomy, report: list[SplitRe
             langs = [""] * len(ds)
         texts = list(ds["text"]) if task == "narratives" else [role_input(t, c) for t, c in zip(ds["text"], ds["context"])]
         out[split] = SplitData(texts=texts, gold=gold, languages=list(langs))
+    empty = [name for name, data in out.items() if not data.texts]
+    if empty:
+        raise ConfigError(
+            f"the {empty[0]} split is empty: give more (or longer) cases, or change data.test_fraction / "
+            "data.validation_fraction"
+        )
     return out
 
 
@@ -148,6 +154,7 @@ def train(config: TrainingConfig, output_dir: str | Path | None = None, config_p
     model.meta.model_id = f"{out.name}@{__version__}"
     model.meta.library_version = __version__
     model.save_pretrained(out)
+    (out / METRICS_FILE).unlink(missing_ok=True)  # a new model: no metrics of an earlier one carry over
     (out / TRAINING_CONFIG_FILE).write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")
     if multi and config.bundle_role_model and Path(ROLE_MODEL_DIR, META_FILE).is_file():
         shutil.copytree(ROLE_MODEL_DIR, out / "role", dirs_exist_ok=True)

@@ -13,10 +13,16 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 from disinfo_clf.data import load_database_csv  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# CI runs the property tests on a fixed sequence of examples, so a red build can be reproduced.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

@@ -53,6 +53,7 @@ def trained_dir(tmp_path_factory: pytest.TempPathFactory, tiny_encoder_dir: Path
     return run / "model"
 
 
+@pytest.mark.slow
 def test_tiny_encoder_loads_through_the_auto_classes(tiny_encoder_dir: Path) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -67,6 +68,7 @@ def test_tiny_encoder_loads_through_the_auto_classes(tiny_encoder_dir: Path) -> 
     assert (tiny_encoder_dir / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_trained_model_learns_and_reloads_with_identical_probabilities(trained_dir: Path, titles: list[str]) -> None:
     held_out = titles[-400:]
     clf = EncoderClassifier.from_pretrained(trained_dir)
@@ -83,6 +85,7 @@ def test_trained_model_learns_and_reloads_with_identical_probabilities(trained_d
     assert again.meta.backend == "encoder" and again.meta.max_length == MAX_LENGTH
 
 
+@pytest.mark.slow
 def test_transformers_pipeline_reads_the_model_directory(trained_dir: Path) -> None:
     from transformers import pipeline
 
@@ -95,6 +98,7 @@ def test_transformers_pipeline_reads_the_model_directory(trained_dir: Path) -> N
         np.testing.assert_allclose([by_label[k] for k in KEYWORDS], expected, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_batching_by_length_keeps_each_text_its_own_scores(trained_dir: Path, titles: list[str]) -> None:
     clf = EncoderClassifier.from_pretrained(trained_dir)
     texts = titles[:37] + ["", "NATO"]
@@ -103,6 +107,7 @@ def test_batching_by_length_keeps_each_text_its_own_scores(trained_dir: Path, ti
     np.testing.assert_allclose(batched, one_by_one, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_long_text_is_windowed_not_cut(trained_dir: Path) -> None:
     clf = EncoderClassifier.from_pretrained(trained_dir)
     filler = " ".join(["The weather in Moscow was mild and the markets were calm."] * 20)
@@ -118,6 +123,7 @@ def test_missing_encoder_gives_advice(tmp_path: Path) -> None:
         load_pretrained_encoder("no-such-org/no-such-model", local_files_only=True, labels=["a"], problem_type=MULTI_LABEL)
 
 
+@pytest.mark.slow
 def test_incomplete_model_directory_names_the_missing_file(trained_dir: Path, tmp_path: Path) -> None:
     for name in ("disinfo_clf.json", "config.json"):
         (tmp_path / name).write_bytes((trained_dir / name).read_bytes())
@@ -132,6 +138,7 @@ def test_class_weights_favour_rare_labels_within_bounds() -> None:
     assert single[1] > single[0]
 
 
+@pytest.mark.slow
 def test_single_label_training_pools_windows_by_mean(tiny_encoder_dir: Path, titles: list[str], tmp_path: Path) -> None:
     rows = [{"text": t, "labels": int("ukraine" in t.lower())} for t in titles[:1600]]
     clf = EncoderClassifier.train(
@@ -142,3 +149,12 @@ def test_single_label_training_pools_windows_by_mean(tiny_encoder_dir: Path, tit
     probs = clf.predict_proba(["Ukraine is a failed state " * 30, "Nothing to see here"])
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert clf.meta.problem_type == SINGLE_LABEL and clf.meta.task == "role"
+
+
+def test_windows_pool_by_max_for_narratives_and_by_mean_for_roles() -> None:
+    from disinfo_clf.models.encoder import _pool_windows
+
+    windows = np.array([[1.0, -2.0], [3.0, -4.0], [0.5, 0.5]], dtype=np.float32)
+    owner = np.array([0, 0, 1])
+    np.testing.assert_allclose(_pool_windows(windows, owner, 2, MULTI_LABEL), [[3.0, -2.0], [0.5, 0.5]])
+    np.testing.assert_allclose(_pool_windows(windows, owner, 2, SINGLE_LABEL), [[2.0, -3.0], [0.5, 0.5]])

@@ -157,6 +157,7 @@ def test_cli_predict_text_json_and_stdin(capsys: pytest.CaptureFixture[str], mon
     assert "skripal-poisoning" in out and "role:" in out
 
 
+@pytest.mark.slow
 def test_encoder_model_directory_predicts_through_the_same_call(tiny_model_dir: Path) -> None:
     texts = ["NATO troops gather on Russia's borders.", "The Skripal case was staged."]
     preds = predict(texts, model=tiny_model_dir)

@@ -220,3 +220,11 @@ def test_malformed_files_name_file_narrative_and_field(tmp_path: Path, text: str
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         load_taxonomy(tmp_path / "none.yaml")
+
+
+def test_the_shipped_taxonomy_is_the_configs_file() -> None:
+    """configs/narratives.yaml is the single source of truth; the package ships that very file."""
+    from disinfo_clf.resources import TAXONOMY_YAML
+
+    configs = Path(__file__).resolve().parents[1] / "configs" / "narratives.yaml"
+    assert TAXONOMY_YAML.read_bytes() == configs.read_bytes()

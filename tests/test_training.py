@@ -31,6 +31,7 @@ def linear_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return train(config, output_dir=tmp_path_factory.mktemp("linear"), config_path="configs/linear.yaml").model_dir
 
 
+@pytest.mark.slow
 def test_tiny_encoder_directory_is_a_transformers_model(tiny_model_dir: Path) -> None:
     from transformers import pipeline
 

@@ -101,6 +101,11 @@ class TextClassifier(Protocol):
         ...
 
 
+def progress_disabled(show_progress_bar: bool | None) -> bool | None:
+    """tqdm's ``disable`` for a ``show_progress_bar`` argument: ``None`` shows a bar only on a terminal."""
+    return None if show_progress_bar is None else not show_progress_bar
+
+
 class CalibratedClassifier:
     """``predict_proba`` for backends: their ``decision_function`` passed through ``meta.calibration``."""
 
@@ -109,6 +114,7 @@ class CalibratedClassifier:
     def decision_function(
         self, texts: Sequence[str], batch_size: int = 64, show_progress_bar: bool | None = None
     ) -> np.ndarray:
+        """Raw logits; every backend defines its own."""
         raise NotImplementedError
 
     def predict_proba(

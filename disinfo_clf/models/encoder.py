@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .base import CalibratedClassifier, CONFIG_FILE, MULTI_LABEL, ModelDirectoryError, ModelMeta, ProblemType, require_files
+from .base import (CONFIG_FILE, MULTI_LABEL, CalibratedClassifier, ModelDirectoryError, ModelMeta, ProblemType,
+                   progress_disabled, require_files)
 
 if TYPE_CHECKING:
     import datasets
@@ -147,7 +148,7 @@ class EncoderClassifier(CalibratedClassifier):
         self.model.eval()
         starts = range(0, len(order), batch_size)
         with torch.inference_mode():
-            for start in tqdm(starts, desc="encoder", unit="batch", disable=_tqdm_disable(show_progress_bar)):
+            for start in tqdm(starts, desc="encoder", unit="batch", disable=progress_disabled(show_progress_bar)):
                 rows = order[start:start + batch_size]
                 width = int(lengths[rows[0]])
                 batch = np.full((len(rows), width), pad_id, dtype=np.int64)
@@ -311,10 +312,6 @@ def _pool_windows(window_logits: np.ndarray, owner: np.ndarray, n_texts: int, pr
     counts = np.bincount(owner, minlength=n_texts).astype(np.float32)
     return sums / counts[:, None]
 
-
-def _tqdm_disable(show_progress_bar: bool | None) -> bool | None:
-    """tqdm's ``disable``: ``None`` shows a bar only on a terminal."""
-    return None if show_progress_bar is None else not show_progress_bar
 
 
 def _library_version() -> str:

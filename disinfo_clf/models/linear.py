@@ -27,8 +27,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from tqdm.auto import tqdm
 
-from .base import (CalibratedClassifier, CONFIG_FILE, META_FILE, MULTI_LABEL, SINGLE_LABEL, ModelDirectoryError, ModelMeta, ProblemType,
-                   require_files, write_hf_config)
+from .base import (CONFIG_FILE, META_FILE, MULTI_LABEL, SINGLE_LABEL, CalibratedClassifier, ModelDirectoryError, ModelMeta,
+                   ProblemType, progress_disabled, require_files, write_hf_config)
 from .features import ANALYZERS, CharWbTransform, CueFeatures, make_vectorizer, terms_in_order, vectorizer_settings
 from ..config import LinearConfig, to_dict
 
@@ -43,10 +43,6 @@ ABSENT_LOGIT = 20.0
 _CHUNK = 1024
 """Texts vectorised per step: small batches only add per-call overhead to a sparse model."""
 
-
-def _tqdm_disable(show_progress_bar: bool | None) -> bool | None:
-    """tqdm's ``disable``: ``None`` (the default) shows a bar only on a terminal."""
-    return None if show_progress_bar is None else not show_progress_bar
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:
@@ -183,7 +179,7 @@ class LinearClassifier(CalibratedClassifier):
         texts = _check_texts(texts)
         out = np.empty((len(texts), len(self.meta.labels)), dtype=np.float32)
         chunk = max(batch_size, _CHUNK)
-        disable = True if len(texts) <= chunk and not show_progress_bar else _tqdm_disable(show_progress_bar)
+        disable = True if len(texts) <= chunk and not show_progress_bar else progress_disabled(show_progress_bar)
         with tqdm(total=len(texts), desc="linear", unit="text", disable=disable) as bar:
             for start in range(0, len(texts), chunk):
                 part = texts[start:start + chunk]
@@ -292,7 +288,7 @@ def _fit_one_vs_rest(
     """One binary logistic regression per label; a constant logit for a label seen never or always."""
     coef = np.zeros((len(labels), features.shape[1]), dtype=np.float32)
     intercept = np.zeros(len(labels), dtype=np.float32)
-    for j in tqdm(range(len(labels)), desc="fitting labels", unit="label", disable=_tqdm_disable(show_progress_bar)):
+    for j in tqdm(range(len(labels)), desc="fitting labels", unit="label", disable=progress_disabled(show_progress_bar)):
         n_pos = int(y[:, j].sum())
         if n_pos in (0, len(y)):
             logger.warning("label %r is %s in the training texts; it gets a constant %s score",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -17,22 +17,10 @@ logger = logging.getLogger(__name__)
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def corpus_texts() -> Iterator[str]:
-    """Distinct titles, claims and disproofs of the vendored EUvsDisinfo exports."""
-    from ..data.exports import load_database_csv, load_review_csv
-
-    seen: set[str] = set()
-    for case in [*load_review_csv(), *load_database_csv()]:
-        for text in (case.title, case.claim, case.debunk):
-            if text and text not in seen:
-                seen.add(text)
-                yield text
-
-
 def build_tiny_encoder(
     output_dir: str | Path,
     *,
-    texts: Iterable[str] | None = None,
+    texts: Iterable[str],
     vocab_size: int = 8000,
     hidden_size: int = 128,
     num_hidden_layers: int = 2,
@@ -41,7 +29,7 @@ def build_tiny_encoder(
     max_position_embeddings: int = 512,
     seed: int = 42,
 ) -> Path:
-    """Train a WordPiece tokenizer on ``texts`` (default: the vendored corpus), build a small
+    """Train a WordPiece tokenizer on ``texts`` (for example ``datasets.corpus_texts()``), build a small
     randomly initialised BERT encoder (seeded) and save both to ``output_dir``.
 
     Returns the directory, ready for ``EncoderConfig.model_name_or_path``.
@@ -61,7 +49,7 @@ def build_tiny_encoder(
     trainer = trainers.WordPieceTrainer(
         vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, min_frequency=2, show_progress=sys.stderr.isatty()
     )
-    tokenizer.train_from_iterator(texts if texts is not None else corpus_texts(), trainer=trainer)
+    tokenizer.train_from_iterator(texts, trainer=trainer)
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
