@@ -25,6 +25,7 @@ import datasets as hf
 from .data.cases import Case
 from .data.exports import load_database_csv, load_review_csv
 from .data.sentences import split_sentences
+from .data.vocabulary import normalise_key
 from .taxonomy import Taxonomy, load_taxonomy
 
 logger = logging.getLogger(__name__)
@@ -34,11 +35,6 @@ SPLITS = ("train", "validation", "test")
 ROLE_LABELS = ["claim", "debunk"]
 _MIN_SENTENCE_CHARS = 20
 _URL_ONLY = re.compile(r"^\W*(https?://|www\.|bit\.ly)\S*\W*$", re.I)
-
-
-def normalise_key(text: str) -> str:
-    """Lowercase alphanumeric form of a text, for duplicate detection."""
-    return " ".join(re.findall(r"\w+", text.lower()))
 
 
 @dataclass

@@ -13,14 +13,17 @@ import itertools
 import json
 import logging
 import os
-import re
 import sys
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import unescape
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from .textio import DecodedLines, byte_lines, decode_bytes, html_to_text, normalise_newlines, strip_tags
+
+__all__ = ["FORMATS", "STDIN", "InputError", "Record", "check_inputs", "decode_bytes", "html_to_text",
+           "join_title", "normalize_format", "read_input", "read_records"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +38,6 @@ _ALIASES = {"json": "jsonl", "ndjson": "jsonl", "rss": "feed", "atom": "feed", "
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv",
                ".xml": "feed", ".rss": "feed", ".atom": "feed", ".txt": "text", ".html": "html", ".htm": "html"}
 _FOLDER_SUFFIXES = {".txt": "text", ".html": "html", ".htm": "html"}
-# Candidates for text that is not UTF-8: the usual single-byte encodings of European news sites.
-_LEGACY_ENCODINGS = ["cp1252", "cp1251", "cp1250", "cp1257", "cp1253", "cp1254", "koi8_r", "iso8859_15"]
-_SNIFF_BYTES = 64 * 1024
 _CSV_FIELD_LIMIT = 64 * 1024 * 1024
 
 
@@ -126,7 +126,7 @@ def _read_stream(stream: BinaryIO, source: str, fmt: str | None, text_field: str
     if fmt in ("feed", "text", "html"):
         yield from _read_whole(stream.read(), source, fmt)
         return
-    raw_lines = _raw_lines(stream)
+    raw_lines = byte_lines(stream)
     head: list[bytes] = []
     for raw in raw_lines:
         head.append(raw)
@@ -135,14 +135,12 @@ def _read_stream(stream: BinaryIO, source: str, fmt: str | None, text_field: str
     first = head[-1] if head else b""
     fmt = fmt or _sniff(first, text_field)
     raw_lines = itertools.chain(head, raw_lines)
-    if fmt == "jsonl" and first.lstrip(codecs.BOM_UTF8 + b" \t\r\n").startswith(b"["):
-        yield from _json_array(b"".join(raw_lines), source, text_field, id_field)
-    elif fmt == "jsonl":
-        yield from _read_jsonl(_Lines(raw_lines, source), source, text_field, id_field)
+    if fmt == "jsonl":
+        yield from _read_json(first, raw_lines, source, text_field, id_field)
     elif fmt in ("csv", "tsv"):
-        yield from _read_csv(_Lines(raw_lines, source), source, "\t" if fmt == "tsv" else ",", text_field, id_field)
+        yield from _read_csv(DecodedLines(raw_lines, source), source, "\t" if fmt == "tsv" else ",", text_field, id_field)
     elif fmt == "lines":
-        lines = _Lines(raw_lines, source)
+        lines = DecodedLines(raw_lines, source)
         for text in lines:
             if text.strip():
                 yield Record(f"{source}:{lines.lineno}", text.strip(), source, lines.lineno, warning=lines.take_warning())
@@ -152,15 +150,6 @@ def _read_stream(stream: BinaryIO, source: str, fmt: str | None, text_field: str
 
 def _read_whole(data: bytes, source: str, fmt: str) -> Iterator[Record]:
     return _read_feed(data, source) if fmt == "feed" else iter([_document(data, source, html=fmt == "html")])
-
-
-def _raw_lines(stream: BinaryIO) -> Iterator[bytes]:
-    """Byte lines of ``stream``; UTF-16 (with a BOM) is re-encoded as UTF-8."""
-    start = stream.peek(2)[:2] if hasattr(stream, "peek") else b""
-    if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
-        text = io.TextIOWrapper(stream, encoding="utf-16", newline="")  # type: ignore[arg-type]
-        return (line.encode("utf-8") for line in text)
-    return iter(stream)
 
 
 def _sniff(first_line: bytes, text_field: str | None) -> str:
@@ -178,79 +167,7 @@ def _sniff(first_line: bytes, text_field: str | None) -> str:
     return "lines"
 
 
-class _Lines:
-    """Decoded lines (endings kept) of a byte-line stream, counting line numbers.
-
-    UTF-8 first; a line that is not UTF-8 is decoded with an encoding guessed once per input from
-    that line and the non-UTF-8 lines in the next 64 KiB, and :meth:`take_warning` reports it.
-    """
-
-    def __init__(self, raw_lines: Iterator[bytes], source: str) -> None:
-        self._raw, self._source = raw_lines, source
-        self._fallback: str | None = None
-        self._warning: str | None = None
-        self.lineno = 0
-
-    def take_warning(self) -> str | None:
-        """The decoding warning of the lines read since the last call, if any."""
-        warning, self._warning = self._warning, None
-        return warning
-
-    def __iter__(self) -> Iterator[str]:
-        pending: deque[bytes] = deque()
-        while True:
-            raw = pending.popleft() if pending else next(self._raw, None)
-            if raw is None:
-                return
-            self.lineno += 1
-            if self.lineno == 1 and raw.startswith(codecs.BOM_UTF8):
-                raw = raw[len(codecs.BOM_UTF8):]
-            try:
-                yield raw.decode("utf-8")
-                continue
-            except UnicodeDecodeError:
-                pass
-            if self._fallback is None:
-                sample, size = [raw], len(raw)
-                while size < _SNIFF_BYTES and (ahead := next(self._raw, None)) is not None:
-                    pending.append(ahead)
-                    size += len(ahead)
-                    if not _decodes(ahead, "utf-8"):
-                        sample.append(ahead)
-                self._fallback = guess_encoding(b"".join(sample))
-                logger.warning("%s: line %d is not valid UTF-8; decoding such lines as %s",
-                               self._source, self.lineno, self._fallback)
-            self._warning = f"not valid UTF-8; decoded as {self._fallback}"
-            yield raw.decode(self._fallback, errors="replace")
-
-
-def _decodes(data: bytes, encoding: str) -> bool:
-    try:
-        data.decode(encoding)
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def guess_encoding(data: bytes) -> str:
-    """The most likely legacy encoding of bytes that are not UTF-8 (``cp1252`` when unsure)."""
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data, cp_isolation=_LEGACY_ENCODINGS).best()
-    return best.encoding if best is not None and best.encoding else "cp1252"
-
-
-def decode_bytes(data: bytes) -> tuple[str, str | None]:
-    """Text of ``data`` (UTF-8, with or without BOM, else a guessed encoding) and a warning if guessed."""
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return data.decode("utf-16"), None
-    if _decodes(data, "utf-8-sig"):
-        return data.decode("utf-8-sig"), None
-    encoding = guess_encoding(data)
-    return data.decode(encoding, errors="replace"), f"not valid UTF-8; decoded as {encoding}"
-
-
-def _read_jsonl(lines: _Lines, source: str, text_field: str | None, id_field: str | None) -> Iterator[Record]:
+def _read_jsonl(lines: DecodedLines, source: str, text_field: str | None, id_field: str | None) -> Iterator[Record]:
     for text in lines:
         if not text.strip():
             continue
@@ -264,23 +181,51 @@ def _read_jsonl(lines: _Lines, source: str, text_field: str | None, id_field: st
         yield _from_mapping(item, source, lineno, text_field, id_field, warning)
 
 
-def _json_array(data: bytes, source: str, text_field: str | None, id_field: str | None) -> Iterator[Record]:
-    text, warning = decode_bytes(data)
+def _read_json(first: bytes, raw_lines: Iterator[bytes], source: str, text_field: str | None,
+               id_field: str | None) -> Iterator[Record]:
+    """JSON lines; or, when the first line is ``[`` or an incomplete object, one JSON document.
+
+    A whole document that is an array gives a record per item, an object one record. A document
+    that does not parse is one error record, unless other lines are JSON on their own: then the
+    input is JSON lines with a broken first line.
+    """
+    start = first.lstrip(codecs.BOM_UTF8 + b" \t\r\n")
+    if not start.startswith(b"[") and not (start.startswith(b"{") and not _is_json(start)):
+        yield from _read_jsonl(DecodedLines(raw_lines, source), source, text_field, id_field)
+        return
+    lines = list(raw_lines)
+    text, warning = decode_bytes(b"".join(lines))
     try:
-        items = json.loads(text)
+        document = json.loads(text)
     except json.JSONDecodeError as exc:
+        if start.startswith(b"{") and any(_is_json(line) for line in lines if line is not first):
+            yield from _read_jsonl(DecodedLines(iter(lines), source), source, text_field, id_field)
+            return
         error = f"{source}: invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         yield Record(source, None, source, None, error, warning=warning)
         return
-    for index, item in enumerate(items if isinstance(items, list) else [items], 1):
+    for index, item in enumerate(document if isinstance(document, list) else [document], 1):
         yield _from_mapping(item, source, index, text_field, id_field, warning)
 
 
-def _read_csv(lines: _Lines, source: str, delimiter: str, text_field: str | None,
+def _is_json(line: bytes) -> bool:
+    """Whether ``line`` holds one complete JSON value."""
+    try:
+        json.loads(line.decode("utf-8", "replace").lstrip("\ufeff"))
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
+def _read_csv(lines: DecodedLines, source: str, delimiter: str, text_field: str | None,
               id_field: str | None) -> Iterator[Record]:
     csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
     reader = csv.reader(iter(lines), delimiter=delimiter)
-    header = [name.strip() for name in next(reader, [])]
+    try:
+        header = [name.strip() for name in next(reader, [])]
+    except csv.Error as exc:
+        raise InputError(f"{source}, line {lines.lineno}: cannot read the CSV header ({exc}); "
+                         "check its quoting, or pass --input-format lines") from exc
     if not header:
         return
     wanted = [text_field] if text_field else [*TEXT_FIELDS, TITLE_FIELD]
@@ -359,7 +304,7 @@ def _read_feed(data: bytes, source: str) -> Iterator[Record]:
     for index, entry in enumerate(parsed.entries, 1):
         contents = [c.get("value", "") for c in entry.get("content", [])]
         body = max(contents, key=len) if contents else entry.get("summary", "")
-        title = _strip_tags(entry.get("title", ""))
+        title = strip_tags(entry.get("title", ""))
         text = join_title(title, html_to_text(body) if "<" in body else unescape(body))
         fields = {k: entry.get(k) for k in ("title", "link", "published", "updated", "author") if entry.get(k)}
         yield Record(entry.get("id") or entry.get("link") or f"{source}:{index}", text or None, source, index,
@@ -385,39 +330,5 @@ def _read_folder(root: Path) -> Iterator[Record]:
 
 def _document(data: bytes, source: str, *, html: bool) -> Record:
     text, warning = decode_bytes(data)
-    text = html_to_text(text) if html else text.strip()
+    text = normalise_newlines(html_to_text(text) if html else text).strip()
     return Record(source, text or None, source, None, None if text else "empty text", {"path": source}, warning)
-
-
-_trafilatura: Any = None
-
-
-def html_to_text(html: str) -> str:
-    """The article text of an HTML page or snippet (trafilatura, else the text without tags)."""
-    global _trafilatura
-    if _trafilatura is None:
-        try:
-            import trafilatura
-            _trafilatura = trafilatura
-        except ImportError as exc:  # e.g. lxml >= 5.2 without the lxml_html_clean package
-            logger.warning("trafilatura cannot be imported (%s); HTML is reduced to its text without tags", exc)
-            _trafilatura = False
-    extracted = None
-    if _trafilatura:
-        try:
-            extracted = _trafilatura.extract(html, include_comments=False)
-        except Exception as exc:  # trafilatura fails on odd markup; the tag-strip below still works
-            logger.debug("trafilatura failed (%s); stripping tags instead", exc)
-    return (extracted or _strip_tags(html)).strip()
-
-
-_SKIPPED_HTML = re.compile(r"<(script|style|noscript|template|head|svg)\b.*?</\1\s*>|<!--.*?-->", re.S | re.I)
-_BLOCK_TAG = re.compile(r"</?(p|div|br|li|tr|h[1-6]|article|section|blockquote|header|footer|ul|ol|table|pre)\b[^>]*>", re.I)
-_TAG = re.compile(r"<[^>]*>")
-
-
-def _strip_tags(html: str) -> str:
-    """The text of ``html`` without tags, one line per block element."""
-    text = _TAG.sub("", _BLOCK_TAG.sub("\n", _SKIPPED_HTML.sub(" ", html)))
-    lines = (" ".join(unescape(line).split()) for line in text.splitlines())
-    return "\n".join(line for line in lines if line)

@@ -6,6 +6,7 @@ so these tests hold for both.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from disinfo_clf.data.cases import Case
-from disinfo_clf.data.documents import parse_document, parse_file
+from disinfo_clf.data.documents import parse_document, parse_file, segment
 from disinfo_clf.data.sentences import CueRoleModel, RoleModel, role_model as load_role_model
 from disinfo_clf.resources import ROLE_MODEL_DIR, seed_paths
 
@@ -181,8 +182,8 @@ def test_bad_input_says_what_to_pass(bad: object, error: type[Exception], hint: 
 
 def test_parse_file_names_a_non_utf8_file(tmp_path: Path) -> None:
     path = tmp_path / "latin1.txt"
-    path.write_bytes("DISINFO: Café\n\n\nUne affirmation.".encode("latin-1"))
-    with pytest.raises(ValueError, match=r"latin1\.txt is not UTF-8"):
+    path.write_bytes("DISINFO: Affaire\n\n\nUne affirmation du café.".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1\.txt is not UTF-8 text \(line 4\b.*`iconv -f "):
         parse_file(path)
     empty = tmp_path / "empty.txt"
     empty.write_text("\n", encoding="utf-8")
@@ -197,8 +198,57 @@ def test_any_mix_of_seed_lines_parses(role_model: RoleModel, lines: list[str], s
     text = sep.join(lines)
     if not text.strip():
         return
-    for case in parse_document(text, source="mix", role_model=role_model):
+    has_claim = any(span.label == "claim" for span in segment(text, role_model=role_model))
+    try:
+        cases = parse_document(text, source="mix", role_model=role_model)
+    except ValueError as exc:
+        assert str(exc).startswith("no case found in mix: ") and not has_claim
+        return
+    assert has_claim
+    for case in cases:
+        assert case.claim and case.title
         for field in (case.claim, case.debunk):
             assert all(paragraph in text for paragraph in paragraphs(field))
             assert not any(marker in field for marker in ("See also the statement", "Your opinion matters"))
         assert case.line is not None and 1 <= case.line <= len(text.splitlines())
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("DISINFO:", "only titles, headings, metadata"),
+    ("DISINFO: A title\n  • Outlet: x.ru\nSummary\n", "only titles, headings, metadata"),
+    ("Disproof\nfoo.", "follows a 'Disproof' heading"),
+])
+def test_document_without_claim_text_is_an_error(role_model: RoleModel, text: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=rf"no case found in doc\.txt: .*{reason}.*A case needs claim text"):
+        parse_document(text, source="doc.txt", role_model=role_model)
+    spans = segment(text, role_model=role_model)
+    assert "".join(s.text for s in spans).replace(" ", "") == "".join(text.split())
+    assert "claim" not in {s.label for s in spans}
+
+
+def test_claimless_case_is_skipped_with_a_warning(role_model: RoleModel, caplog: pytest.LogCaptureFixture) -> None:
+    text = "DISINFO: Real case\n\n\nThe claim.\n\n\nThe debunk.\nDISINFO: Empty case\nDisproof\nOnly a debunk."
+    with caplog.at_level(logging.WARNING, logger="disinfo_clf.data.documents"):
+        cases = parse_document(text, source="doc.txt", role_model=role_model)
+    assert [(c.title, c.claim, c.debunk) for c in cases] == [("Real case", "The claim.", "The debunk.")]
+    assert "doc.txt, line 8: skipped a case with no claim text" in caplog.text
+
+
+@pytest.mark.parametrize("key", sorted(SEEDS))
+@pytest.mark.parametrize("ending", ["\r\n", "\r"])
+def test_windows_and_old_mac_line_endings_change_nothing(role_model: RoleModel, key: str, ending: str) -> None:
+    other = SEEDS[key].replace("\n", ending)
+    assert parse_document(other, source="s", role_model=role_model) == parse_document(SEEDS[key], source="s",
+                                                                                       role_model=role_model)
+    unix_spans = segment(SEEDS[key], role_model=role_model)
+    other_spans = segment(other, role_model=role_model)
+    assert [(s.label, s.text) for s in other_spans] == [(s.label, s.text) for s in unix_spans]
+    assert all(other[s.start:s.end] == s.text and "\r" not in s.text for s in other_spans)
+
+
+def test_crlf_file_parses_like_the_seed(tmp_path: Path, role_model: RoleModel) -> None:
+    path = tmp_path / "crlf.txt"
+    path.write_bytes(SEEDS["001"].replace("\n", "\r\n").encode("utf-8"))
+    cases = parse_file(path, role_model=role_model)
+    expected = parse_document(SEEDS["001"], source=str(path), role_model=role_model)
+    assert cases == expected and all("\r" not in c.claim + c.debunk for c in cases)

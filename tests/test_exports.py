@@ -27,6 +27,7 @@ from disinfo_clf.data.vocabulary import (
     canonical_languages,
     is_outlet_keyword,
     keyword_key,
+    normalise_key,
 )
 from disinfo_clf.resources import DATABASE_CSV, REVIEW_CSV
 from disinfo_clf.taxonomy import load_taxonomy
@@ -236,6 +237,40 @@ def test_line_numbers_count_multi_line_fields(tmp_path: Path) -> None:
     assert cases[0].row == 1 and skipped[0].line == 4
 
 
+def test_non_utf8_export_names_file_line_and_fix(tmp_path: Path) -> None:
+    path = tmp_path / "cp1252.csv"
+    lines = [REVIEW_HEADER, _review_row(), _review_row(title="Le président", summary="Le président a menti.")]
+    path.write_bytes("\n".join(lines).encode("cp1252"))
+    with pytest.raises(ValueError, match=r"cp1252\.csv is not UTF-8 text \(line 3\b.*`iconv -f CP125\d -t UTF-8 "):
+        load_review_csv(path)
+
+
+@pytest.mark.parametrize("ending", ["\r\n", "\r"])
+def test_windows_and_old_mac_line_endings_load_the_same_cases(tmp_path: Path, ending: str) -> None:
+    rows = [REVIEW_HEADER, _review_row(summary="A claim\nover two lines.", disproof="First.\n\nSecond."),
+            _review_row(date="31.02.2017", title="B", summary="B"), _review_row(title="C", summary="C")]
+    (tmp_path / "unix").mkdir()
+    (tmp_path / "other").mkdir()
+    unix_path, other_path = tmp_path / "unix" / "r.csv", tmp_path / "other" / "r.csv"
+    unix_path.write_bytes("\n".join(rows).encode())
+    other_path.write_bytes("\n".join(rows).replace("\n", ending).encode())
+    unix_skips: list[Skipped] = []
+    other_skips: list[Skipped] = []
+    unix = load_review_csv(unix_path, skipped=unix_skips)
+    other = load_review_csv(other_path, skipped=other_skips)
+    assert other == unix and len(unix) == 2
+    assert unix[0].claim == "A claim\nover two lines." and unix[0].debunk == "First.\n\nSecond."
+    assert [(s.line, s.field) for s in other_skips] == [(s.line, s.field) for s in unix_skips] == [(6, "date")]
+
+
+def test_exports_read_every_date_format_of_the_case_pages(tmp_path: Path) -> None:
+    rows = [",".join([f'"{date}"', f"https://e/{i}", f"Claim {i}", "", "NATO", "", ""])
+            for i, date in enumerate(["March 02, 2022", "11/01/2022", "2020-06-30", "06.01.2015"])]
+    cases = load_database_csv(_write(tmp_path, "db.csv", DATABASE_HEADER, *rows))
+    assert [c.published for c in cases] == [dt.date(2022, 3, 2), dt.date(2022, 1, 11), dt.date(2020, 6, 30),
+                                            dt.date(2015, 1, 6)]
+
+
 # --- vocabulary ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("variant", "canonical"), [
@@ -254,3 +289,11 @@ def test_canonical_lists_merge_variants() -> None:
     assert canonical_language("Lithuania") == "Lithuanian" and canonical_language("Russian") == "Russian"
     assert canonical_countries(["The West", "West", "FYROM"]) == ["West", "North Macedonia"]
     assert is_outlet_keyword("RT") and is_outlet_keyword("Sputnik") and not is_outlet_keyword("NATO")
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("  Same  claim. ", "same claim"), ("NATO’s “plan”—again!", "nato s plan again"), ("snake_case", "snake case"),
+    ("Straße", "strasse"), ("¿Qué?", "qué"), ("", ""), ("...", ""),
+])
+def test_normalise_key(text: str, key: str) -> None:
+    assert normalise_key(text) == key

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,66 @@ def test_line_formats_are_streamed_not_read_whole(monkeypatch: pytest.MonkeyPatc
     assert next(records).id == "0"
     assert raw.position < len(raw.data) / 4
     assert sum(1 for _ in records) == 1999
+
+
+def _as_tuples(records: list[feeds.Record]) -> list[tuple]:
+    return [(r.id.replace("crlf", "lf"), r.text, r.error, r.line, r.fields, r.warning) for r in records]
+
+
+@pytest.mark.parametrize("name", ["articles.jsonl", "articles.csv"])
+@pytest.mark.parametrize("ending", [b"\r\n", b"\r"])
+def test_windows_and_old_mac_line_endings_read_like_unix_ones(tmp_path: Path, name: str, ending: bytes) -> None:
+    data = (DATA / name).read_bytes()
+    suffix = Path(name).suffix
+    (tmp_path / f"lf{suffix}").write_bytes(data)
+    (tmp_path / f"crlf{suffix}").write_bytes(data.replace(b"\n", ending))
+    unix = list(read_records([tmp_path / f"lf{suffix}"]))
+    other = list(read_records([tmp_path / f"crlf{suffix}"]))
+    assert _as_tuples(other) == _as_tuples(unix)
+    assert len(unix) > 3 and not any("\r" in (r.text or "") for r in other)
+
+
+def test_old_mac_csv_from_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    _stdin(monkeypatch, b"id,text\rm1,first\rm2,\"two\rlines\"\r")
+    assert [(r.id, r.text, r.line) for r in read_records(["-"])] == [("m1", "first", 2), ("m2", "two\nlines", 3)]
+
+
+def test_crlf_text_file_has_unix_line_endings(tmp_path: Path) -> None:
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"First line.\r\nSecond line.\r\n")
+    [record] = read_records([path])
+    assert record.text == "First line.\nSecond line."
+
+
+def test_pretty_printed_json_object_is_one_record(tmp_path: Path) -> None:
+    path = tmp_path / "item.json"
+    path.write_text(json.dumps({"id": "obj", "title": "Headline", "text": "Body.", "tags": ["a", "b"]}, indent=2))
+    [record] = read_records([path])
+    assert (record.id, record.text, record.error) == ("obj", "Headline. Body.", None)
+    assert record.fields["tags"] == ["a", "b"]
+
+
+def test_pretty_printed_json_array_of_objects(tmp_path: Path) -> None:
+    path = tmp_path / "items.json"
+    path.write_text(json.dumps([{"id": "p", "text": "one", "meta": {"x": 1}}, {"id": "q", "text": "two"}], indent=4))
+    assert [(r.id, r.text) for r in read_records([path])] == [("p", "one"), ("q", "two")]
+
+
+def test_broken_pretty_printed_json_is_one_error_record(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text('{\n  "id": "x",\n  "text": "no closing brace"\n')
+    [record] = read_records([path])
+    assert record.text is None and record.error.startswith(f"{path}: invalid JSON: ") and "line 4" in record.error
+
+
+def test_json_lines_with_a_broken_first_line_still_read_line_by_line(tmp_path: Path) -> None:
+    path = tmp_path / "x.jsonl"
+    path.write_text('{"id": "a", "text": "cut off\n{"id": "b", "text": "fine"}\n')
+    records = list(read_records([path]))
+    assert [(r.id, r.text) for r in records] == [(f"{path}:1", None), ("b", "fine")]
+    assert records[0].error.startswith("line 1: invalid JSON")
+
+
+def test_encoding_guesser_is_a_declared_dependency() -> None:
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
+    assert any(dep.startswith("charset-normalizer") for dep in pyproject["project"]["dependencies"])

@@ -9,13 +9,15 @@ else by the role model with a monotone claim-then-debunk switch (documents witho
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from dataclasses import dataclass, field
 from os import PathLike
-from pathlib import Path
 from typing import Sequence
 
+from ..textio import read_utf8
 from .cases import Case, Span
+from .dates import parse_date
 from .sentences import (
     RoleModel,
     claim_debunk_switch,
@@ -51,7 +53,8 @@ _META = re.compile(
     + r")\s*(?P<colon>:)?\s*(?P<value>.*?)\s*$",
     re.IGNORECASE,
 )
-_DATE_FORMATS = ("%B %d, %Y", "%b %d, %Y", "%d/%m/%Y", "%d.%m.%Y", "%Y-%m-%d", "%d %B %Y", "%B %d %Y")
+logger = logging.getLogger(__name__)
+
 _ARCHIVED = re.compile(r"\s*\(archived\)\s*\*?\s*$", re.IGNORECASE)
 _MAX_KEYWORD_LINE_WORDS = 8
 UNRELATED_SIMILARITY = 0.06
@@ -243,15 +246,10 @@ def _first_sentence(text: str, line: _Line) -> str:
 
 
 def _parse_date(value: str, where: str) -> dt.date:
-    for fmt in _DATE_FORMATS:
-        try:
-            return dt.datetime.strptime(value.strip(), fmt).date()
-        except ValueError:
-            continue
-    raise ValueError(
-        f"{where}, field 'Date of publication': cannot read {value!r} as a date; "
-        "write it as 'March 02, 2022' or dd/mm/yyyy (11/01/2022 is 11 January 2022)"
-    )
+    try:
+        return parse_date(value)
+    except ValueError as exc:
+        raise ValueError(f"{where}, field 'Date of publication': {exc}") from None
 
 
 def _split_list(value: str) -> list[str]:
@@ -309,14 +307,14 @@ def _block_cases(text: str, block: _Block, source: str | None) -> list[Case]:
     claims = _paragraphs(text, body, "claim")
     debunks = _paragraphs(text, body, "debunk")
     first = next((line for line in block.lines if line.kind != "blank"), None)
-    if first is None or (block.title is None and not body):
+    if first is None or not claims:
         return []
     split = _unrelated_leading([p for _, p in claims], [p for _, p in debunks]) if block.title is None else 0
     cases = []
     for line, paragraph in claims[:split]:
         cases.append(Case(title=_first_sentence(text, line), claim=paragraph, source=source, line=line.number))
     claims = claims[split:]
-    title = block.title or (_first_sentence(text, claims[0][0]) if claims else "")
+    title = block.title or _first_sentence(text, claims[0][0])
     main = Case(
         title=title,
         claim="\n\n".join(p for _, p in claims),
@@ -339,22 +337,37 @@ def parse_document(text: str, *, source: str | None = None, role_model: RoleMode
         where = f" ({source})" if source else ""
         raise ValueError(f"parse_document got an empty document{where}: pass the text of an EUvsDisinfo case page")
     cases: list[Case] = []
+    claimless: list[_Block] = []
     for block in _layout(text, role_model):
-        cases.extend(_block_cases(text, block, source))
+        found = _block_cases(text, block, source)
+        cases.extend(found)
+        if not found:
+            claimless.append(block)
+    if not cases:
+        reasons = sorted({_no_claim_reason(block) for block in claimless})
+        raise ValueError(f"no case found in {source or 'the document'}: {'; '.join(reasons)}. A case needs "
+                         "claim text: the lines after a 'DISINFO: <title>' line and before a 'Disproof' heading")
+    for block in claimless:
+        if block.title or block.body():
+            first = next(line for line in block.lines if line.kind != "blank")
+            logger.warning("%s, line %d: skipped a case with no claim text (%s)", source or "<text>",
+                           first.number, _no_claim_reason(block))
     return cases
 
 
+def _no_claim_reason(block: _Block) -> str:
+    """Why a block holds no claim, for people."""
+    if any(line.kind == "disproof" for line in block.lines):
+        return "all its text follows a 'Disproof' heading, so it is debunk, not claim"
+    if block.body():
+        return "all its text reads as a debunk, not as a claim"
+    return "it has only titles, headings, metadata or boilerplate, no claim text"
+
+
 def read_document(path: str | PathLike[str]) -> str:
-    """The text of a UTF-8 case document (a BOM is dropped); a ValueError naming the file otherwise."""
-    path = Path(path)
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ValueError(
-            f"{path} is not UTF-8 text (undecodable byte at offset {exc.start}): convert it, "
-            f"for example with `iconv -f latin1 -t utf-8 {path}`"
-        ) from exc
+    """The text of a UTF-8 case document (a BOM is dropped); a ValueError naming the file, the
+    line and an ``iconv`` command that converts it otherwise."""
+    return read_utf8(path)
 
 
 def parse_file(path: str | PathLike[str], *, role_model: RoleModel | None = None) -> list[Case]:

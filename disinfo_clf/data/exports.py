@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import logging
 import re
 from collections import Counter
@@ -20,8 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from ..resources import DATABASE_CSV, REVIEW_CSV
+from ..textio import normalise_newlines, read_utf8
 from .cases import Case, Skipped
-from .vocabulary import canonical_countries, canonical_keywords, canonical_languages, clean
+from .dates import parse_date
+from .vocabulary import canonical_countries, canonical_keywords, canonical_languages, clean, normalise_key
 
 if TYPE_CHECKING:
     from ..taxonomy import Taxonomy
@@ -43,9 +46,7 @@ DATABASE_REQUIRED = ("date", "id", "title", "keywords")
 DATABASE_OPTIONAL = ("countries", "languages", "outlets")
 
 _DELIMITERS = (";", ",", "\t", "|")
-_DATE_FORMATS = ("%d.%m.%Y", "%Y-%m-%d", "%d/%m/%Y")
 _MULTI_SPLIT = re.compile(r"\s*[+,]\s*")
-_KEY_JUNK = re.compile(r"[\W_]+")
 # The database scrape appends this pseudo-outlet when a case lists more outlets than shown.
 _OUTLET_NOISE = frozenset({"show more"})
 
@@ -122,17 +123,6 @@ def load_database_csv(
     """
     return _load(Path(path) if path else DATABASE_CSV, DATABASE_REQUIRED, DATABASE_OPTIONAL,
                  _database_case, errors, skipped, taxonomy)
-
-
-def parse_date(value: str) -> dt.date:
-    """A date written ``dd.mm.yyyy``, ``YYYY-MM-DD`` or ``dd/mm/yyyy``; ValueError otherwise."""
-    text = value.strip()
-    for fmt in _DATE_FORMATS:
-        try:
-            return dt.datetime.strptime(text, fmt).date()
-        except ValueError:
-            continue
-    raise ValueError(f"{value!r} is not a date (expected dd.mm.yyyy or YYYY-MM-DD)")
 
 
 def split_multi(value: str) -> list[str]:
@@ -219,7 +209,8 @@ def _load(
 
     parsed: list[tuple[int, Case]] = []  # (file line, case)
     first_line_of: dict[tuple[str, ...], int] = {}
-    with path.open(encoding="utf-8-sig", newline="") as handle:
+    # Line endings are normalised first, so claims hold no "\r" and old-Mac files read too.
+    with io.StringIO(normalise_newlines(read_utf8(path)), newline="") as handle:
         header_line = handle.readline()
         delimiter, header = _header(header_line, path, required, optional)
         reader = csv.reader(handle, delimiter=delimiter)
@@ -270,7 +261,7 @@ def _drop_repeated_claims(parsed: list[tuple[int, Case]],
     kept_line: dict[tuple[str, str], int] = {}
     dropped: set[int] = set()
     for line, case in oldest_first:
-        key = (_text_key(case.title), _text_key(case.claim))
+        key = (normalise_key(case.title), normalise_key(case.claim))
         if key in kept_line:
             dropped.add(line)
             skip(line, "title", f"{SKIP_REPEATED_CLAIM}: same title and claim as line "
@@ -278,10 +269,6 @@ def _drop_repeated_claims(parsed: list[tuple[int, Case]],
         else:
             kept_line[key] = line
     return [case for line, case in parsed if line not in dropped]
-
-
-def _text_key(text: str) -> str:
-    return _KEY_JUNK.sub(" ", text.casefold()).strip()
 
 
 def _header(line: str, path: Path, required: Sequence[str],

@@ -15,6 +15,7 @@ import unicodedata
 from collections.abc import Iterable
 
 _SPACES = re.compile(r"\s+")
+_KEY_WORD = re.compile(r"[^\W_]+")
 _QUOTES = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-"})
 
 # variant (casefolded) -> canonical keyword, as spelled in the newest exports.
@@ -98,6 +99,11 @@ def clean(value: str) -> str:
     """Trim, collapse whitespace, NFC-normalise and straighten typographic quotes and dashes."""
     value = unicodedata.normalize("NFC", value).translate(_QUOTES)
     return _SPACES.sub(" ", value).strip()
+
+
+def normalise_key(text: str) -> str:
+    """The lowercase letters-and-digits words of ``text`` joined by single spaces, for spotting repeats."""
+    return " ".join(_KEY_WORD.findall(text.casefold()))
 
 
 def canonical_keyword(keyword: str) -> str:

@@ -1,0 +1,178 @@
+"""Turning bytes into text: UTF-8 with a guessed legacy fallback, line endings, HTML to text.
+
+This module imports nothing from the rest of the package, so the readers of every stage
+(:mod:`disinfo_clf.data`, :mod:`disinfo_clf.feeds`) can share it.
+"""
+from __future__ import annotations
+
+import codecs
+import io
+import logging
+import re
+from collections import deque
+from collections.abc import Iterator
+from html import unescape
+from os import PathLike
+from pathlib import Path
+from typing import Any, BinaryIO
+
+logger = logging.getLogger(__name__)
+
+# Candidates for text that is not UTF-8: the usual single-byte encodings of European news sites.
+_LEGACY_ENCODINGS = ["cp1252", "cp1251", "cp1250", "cp1257", "cp1253", "cp1254", "koi8_r", "iso8859_15"]
+_SNIFF_BYTES = 64 * 1024
+_NEWLINES = re.compile(r"\r\n?")
+
+
+def normalise_newlines(text: str) -> str:
+    """``text`` with Windows (``\\r\\n``) and old-Mac (``\\r``) line endings turned into ``\\n``."""
+    return _NEWLINES.sub("\n", text) if "\r" in text else text
+
+
+def guess_encoding(data: bytes) -> str:
+    """The most likely legacy encoding of bytes that are not UTF-8 (``cp1252`` when unsure)."""
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data, cp_isolation=_LEGACY_ENCODINGS).best()
+    return best.encoding if best is not None and best.encoding else "cp1252"
+
+
+def decodes(data: bytes, encoding: str) -> bool:
+    """Whether ``data`` is valid in ``encoding``."""
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def decode_bytes(data: bytes) -> tuple[str, str | None]:
+    """Text of ``data`` (UTF-8, with or without BOM, else a guessed encoding) and a warning if guessed."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16"), None
+    if decodes(data, "utf-8-sig"):
+        return data.decode("utf-8-sig"), None
+    encoding = guess_encoding(data)
+    return data.decode(encoding, errors="replace"), f"not valid UTF-8; decoded as {encoding}"
+
+
+def read_utf8(path: str | PathLike[str]) -> str:
+    """The text of a UTF-8 file (a BOM is dropped); a ValueError naming the file, the line and a fix otherwise."""
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(not_utf8_message(path, data, exc.start)) from exc
+
+
+def not_utf8_message(path: str | PathLike[str], data: bytes, offset: int) -> str:
+    """Why ``data`` (the bytes of ``path``) cannot be read, with an ``iconv`` command that converts it."""
+    line = data.count(b"\n", 0, offset) + 1
+    sample = data[max(0, offset - _SNIFF_BYTES // 2): offset + _SNIFF_BYTES // 2]
+    encoding = codecs.lookup(guess_encoding(sample)).name.upper()
+    return (f"{path} is not UTF-8 text (line {line}: undecodable byte {data[offset]:#04x}); convert it, for example "
+            f"with `iconv -f {encoding} -t UTF-8 {path} > {path}.utf8` ({encoding} is a guess: check the result)")
+
+
+def byte_lines(stream: BinaryIO) -> Iterator[bytes]:
+    """Byte lines of ``stream``, each ending in ``\\n`` (``\\r\\n`` and a lone ``\\r`` end a line too).
+
+    UTF-16 (with a BOM) is re-encoded as UTF-8. A file with only ``\\r`` line endings is held in
+    memory whole while it is split.
+    """
+    start = stream.peek(2)[:2] if hasattr(stream, "peek") else b""
+    if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        text = io.TextIOWrapper(stream, encoding="utf-16", newline="")  # type: ignore[arg-type]
+        lines: Iterator[bytes] = (line.encode("utf-8") for line in text)
+    else:
+        lines = iter(stream)
+    for raw in lines:
+        if b"\r" not in raw:
+            yield raw
+            continue
+        body = raw[:-2] + b"\n" if raw.endswith(b"\r\n") else raw
+        *ended, last = body.split(b"\r")
+        yield from (part + b"\n" for part in ended)
+        if last:
+            yield last
+
+
+class DecodedLines:
+    """Decoded lines (endings kept) of a byte-line stream, counting line numbers.
+
+    UTF-8 first; a line that is not UTF-8 is decoded with an encoding guessed once per input from
+    that line and the non-UTF-8 lines in the next 64 KiB, and :meth:`take_warning` reports it.
+    """
+
+    def __init__(self, raw_lines: Iterator[bytes], source: str) -> None:
+        self._raw, self._source = raw_lines, source
+        self._fallback: str | None = None
+        self._warning: str | None = None
+        self.lineno = 0
+
+    def take_warning(self) -> str | None:
+        """The decoding warning of the lines read since the last call, if any."""
+        warning, self._warning = self._warning, None
+        return warning
+
+    def __iter__(self) -> Iterator[str]:
+        pending: deque[bytes] = deque()
+        while True:
+            raw = pending.popleft() if pending else next(self._raw, None)
+            if raw is None:
+                return
+            self.lineno += 1
+            if self.lineno == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+            try:
+                yield raw.decode("utf-8")
+                continue
+            except UnicodeDecodeError:
+                pass
+            if self._fallback is None:
+                sample, size = [raw], len(raw)
+                while size < _SNIFF_BYTES and (ahead := next(self._raw, None)) is not None:
+                    pending.append(ahead)
+                    size += len(ahead)
+                    if not decodes(ahead, "utf-8"):
+                        sample.append(ahead)
+                self._fallback = guess_encoding(b"".join(sample))
+                logger.warning("%s: line %d is not valid UTF-8; decoding such lines as %s",
+                               self._source, self.lineno, self._fallback)
+            self._warning = f"not valid UTF-8; decoded as {self._fallback}"
+            yield raw.decode(self._fallback, errors="replace")
+
+
+_trafilatura: Any = None
+
+
+def html_to_text(html: str) -> str:
+    """The article text of an HTML page or snippet (trafilatura, else the text without tags)."""
+    global _trafilatura
+    if _trafilatura is None:
+        try:
+            import trafilatura
+            _trafilatura = trafilatura
+        except ImportError as exc:  # e.g. lxml >= 5.2 without the lxml_html_clean package
+            logger.warning("trafilatura cannot be imported (%s); HTML is reduced to its text without tags", exc)
+            _trafilatura = False
+    extracted = None
+    if _trafilatura:
+        try:
+            extracted = _trafilatura.extract(html, include_comments=False)
+        except Exception as exc:  # trafilatura fails on odd markup; the tag-strip below still works
+            logger.debug("trafilatura failed (%s); stripping tags instead", exc)
+    return (extracted or strip_tags(html)).strip()
+
+
+_SKIPPED_HTML = re.compile(r"<(script|style|noscript|template|head|svg)\b.*?</\1\s*>|<!--.*?-->", re.S | re.I)
+_BLOCK_TAG = re.compile(r"</?(p|div|br|li|tr|h[1-6]|article|section|blockquote|header|footer|ul|ol|table|pre)\b[^>]*>", re.I)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def strip_tags(html: str) -> str:
+    """The text of ``html`` without tags, one line per block element."""
+    text = _TAG.sub("", _BLOCK_TAG.sub("\n", _SKIPPED_HTML.sub(" ", html)))
+    lines = (" ".join(unescape(line).split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
