@@ -1,6 +1,7 @@
 """Metrics for a model directory on a split: F1s, top-1 hit, calibration, baseline, plots."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
+from .metrics import load_metric
 from .models.base import MULTI_LABEL, TextClassifier
 from .models.calibration import expected_calibration_error, reliability_curve
 
@@ -19,21 +21,10 @@ MIN_LANGUAGE_SUPPORT = 20
 """Languages with fewer test cases than this are pooled as ``other`` in per-language results."""
 
 
-def samples_f1(gold: np.ndarray, pred: np.ndarray) -> float:
-    """Mean per-text F1 as the SemEval-2025 Task 10 scorer computes it.
-
-    A text with no gold narrative counts as having the single label ``Other``; predicting
-    nothing for it is then a perfect match, predicting anything a miss.
-    """
-    gold = np.asarray(gold, dtype=bool)
-    pred = np.asarray(pred, dtype=bool)
-    other_gold = ~gold.any(axis=1, keepdims=True)
-    other_pred = ~pred.any(axis=1, keepdims=True)
-    g = np.hstack([gold, other_gold])
-    p = np.hstack([pred, other_pred])
-    tp = (g & p).sum(axis=1)
-    denom = g.sum(axis=1) + p.sum(axis=1)
-    return float(np.mean(np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 1.0)))
+@functools.lru_cache(maxsize=1)
+def _multilabel_f1() -> Any:
+    """The shipped ``evaluate`` module for macro/micro/samples F1 (SemEval-2025 Task 10 style)."""
+    return load_metric("multilabel_f1")
 
 
 def multilabel_metrics(gold: np.ndarray, probs: np.ndarray, thresholds: Sequence[float], labels: Sequence[str]) -> dict[str, Any]:
@@ -44,11 +35,10 @@ def multilabel_metrics(gold: np.ndarray, probs: np.ndarray, thresholds: Sequence
     top = probs.argmax(axis=1)
     hits = gold[np.arange(len(gold)), top].astype(bool)
     p, r, f, s = precision_recall_fscore_support(gold, pred, average=None, zero_division=0)
+    f1s = _multilabel_f1().compute(predictions=pred.tolist(), references=gold.tolist())
     return {
         "n": int(len(gold)),
-        "macro_f1": float(f1_score(gold, pred, average="macro", zero_division=0)),
-        "micro_f1": float(f1_score(gold, pred, average="micro", zero_division=0)),
-        "samples_f1": samples_f1(gold, pred),
+        **f1s,
         "top1_hit": float(hits[has_gold].mean()) if has_gold.any() else float("nan"),
         "ece": float(expected_calibration_error(probs, gold)),
         "per_label": {
