@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.base import clone
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from disinfo_clf.config import LinearConfig
 from disinfo_clf.models.base import (
@@ -17,7 +19,9 @@ from disinfo_clf.models.base import (
     TextClassifier,
     load_classifier,
 )
-from disinfo_clf.models.features import CharWbTransform
+from disinfo_clf.cues import CueMatcher
+from disinfo_clf.models import features
+from disinfo_clf.models.features import CharWbTransform, WordNgramTransform, fast_transform
 from disinfo_clf.models.linear import LinearClassifier
 
 LABELS = ["gas", "nato", "vaccine"]
@@ -188,14 +192,121 @@ def test_bad_input_is_refused_clearly(model, corpus):
     assert model.decision_function([]).shape == (0, 3)
 
 
-def test_fast_character_features_equal_scikit_learn(model, corpus):
-    texts = corpus[2][:20] + [
-        "", "   ", "a", "I", "Ünïcode İstanbul ÇA", "tabs\tand\nnew  lines", "NATO's «troops» — 5G!", "x y z",
-    ]
-    vectorizer = clone(model.vectorizers["char"]).set_params(min_df=1).fit(texts[::2])  # some n-grams unseen
+EDGE_TEXTS = [
+    "", "   ", "a", "I", "Ünïcode İstanbul ÇA ΟΔΥΣΣΕΥΣ", "tabs\tand\nnew  lines", "NATO's «troops» — 5G!", "x y z",
+    "the the the nato nato", "a¨b accents: café naïve", "under_score 2020 x1 ab-cd",
+]
+
+
+def _assert_same_matrix(got, expected) -> None:
+    """Same shape, same stored entries in the same order, same float bits."""
+    got, expected = got.tocsr(), expected.tocsr()
+    assert got.shape == expected.shape
+    assert np.array_equal(got.indptr, expected.indptr)
+    assert np.array_equal(got.indices, expected.indices)
+    assert np.array_equal(got.data, expected.data)
+
+
+@pytest.mark.parametrize("params", [
+    {},
+    {"strip_accents": "unicode", "ngram_range": (2, 4)},
+    {"lowercase": False, "binary": True},
+], ids=["default", "accents", "cased-binary"])
+def test_fast_character_features_equal_scikit_learn(model, corpus, monkeypatch, params):
+    texts = corpus[2][:20] + EDGE_TEXTS
+    texts += [f"{t}\n{t}" for t in texts[:5]]  # the role model's sentence-plus-context input
+    vectorizer = clone(model.vectorizers["char"]).set_params(min_df=1, **params).fit(texts[::2])  # some n-grams unseen
+    monkeypatch.setattr(features, "_WORD_CACHE_SIZE", 40)  # small enough to be cleared between calls
     fast = CharWbTransform(vectorizer)
-    for _ in range(2):  # the second pass is served from the word cache
-        got = fast(texts)
-        expected = vectorizer.transform(texts)
-        assert got.shape == expected.shape
-        assert abs(got - expected).max() == 0
+    for _ in range(3):  # later passes are served from the word table, or clear it first
+        _assert_same_matrix(fast(texts), vectorizer.transform(texts))
+    _assert_same_matrix(fast(texts[3:4]), vectorizer.transform(texts[3:4]))
+    assert fast([]).shape == (0, len(vectorizer.vocabulary_))
+
+
+@pytest.mark.parametrize("params", [
+    {},
+    {"ngram_range": (1, 3), "stop_words": "english"},
+    {"ngram_range": (2, 2), "binary": True, "strip_accents": "unicode"},
+    {"token_pattern": r"(?u)\b\w+\b"},  # not the default: n-grams looked up as strings
+    {"ngram_range": (1, 1), "lowercase": False},
+], ids=["default", "trigrams-stop-words", "bigrams-binary", "token-pattern", "unigrams-cased"])
+def test_fast_word_features_equal_scikit_learn(model, corpus, params):
+    texts = corpus[2][:20] + EDGE_TEXTS
+    texts += [f"{t}\n{t}" for t in texts[:5]]
+    vectorizer = clone(model.vectorizers["word"]).set_params(min_df=1, **params).fit(texts[::2])
+    fast = WordNgramTransform(vectorizer)
+    for _ in range(2):
+        _assert_same_matrix(fast(texts), vectorizer.transform(texts))
+    _assert_same_matrix(fast(["", "  "]), vectorizer.transform(["", "  "]))
+    assert fast([]).shape == (0, len(vectorizer.vocabulary_))
+
+
+def test_fast_transform_falls_back_to_scikit_learn_for_other_analyzers(corpus):
+    vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(2, 3)).fit(corpus[0])
+    assert fast_transform(vectorizer) == vectorizer.transform
+
+
+CUE_TEXTS = [
+    "", "NATO troops near the border", "nato-troops", "the nazis", "victory over nazism", "against nazi regime",
+    "Mh17 was shot down by a buk missile", "mh 17 mh-17 mh17s", "a coup in kyiv", "the  coupled eu collapse",
+    "abab ab ba b a", "x1 1x aa ab-ba", "ΟΔΥΣΣΕΥΣ Ünïcode", "b-bz", "d-dz",
+]
+LOOKAROUND_CUES = {
+    "lookaround": ["(?<!not )ab(?=a| |$)", r"a\b", r"\bba\B\w*", "(?:ab|ba)+", "a{2,3}b?", "ab??", "[ab]-[ab]"],
+    "groups": ["(a)b", "x(?:1|y)", "(?!xx)x[1-3]", "b a"],
+    "tail": ["bz", "dz"],
+    "greedy": [r"(?:b-)?b\w*", r"(?:d-)??d\w*"],  # in "b-bz" the greedy cue hides "bz"; in "d-dz" the lazy one does not
+}
+ODD_CUES = {"odd": [r"\w+ism", "(?i:AB)"]}  # the first-character switch cannot take these: one plain pattern
+
+
+def _plain_scan(label_cues: dict[str, list[str]], text: str) -> tuple[set[int], dict[int, int]]:
+    """What CueMatcher must find: one left-to-right scan of one plain alternation (present), and one
+    scan per label counting distinct cues (signals)."""
+    def pattern(groups: list[str]) -> re.Pattern[str]:
+        return re.compile(rf"(?<!\w)(?:{'|'.join(groups)})(?!\w)")
+
+    labels = list(label_cues)
+    lowered = text.lower()
+    every = pattern([f"(?P<n{j}_{i}>{cue})" for j, label in enumerate(labels) for i, cue in enumerate(label_cues[label])])
+    present = {int(m.lastgroup[1:].split("_")[0]) for m in every.finditer(lowered)}
+    signals = {}
+    for j, label in enumerate(labels):
+        found = {m.lastgroup for m in pattern([f"(?P<c{i}>{c})" for i, c in enumerate(label_cues[label])]).finditer(lowered)}
+        if found:
+            signals[j] = len(found)
+    return present, signals
+
+
+@pytest.mark.parametrize("extra", [{}, LOOKAROUND_CUES, {**LOOKAROUND_CUES, **ODD_CUES}],
+                         ids=["shipped", "shipped+lookaround", "shipped+odd"])
+def test_cue_matcher_finds_what_one_plain_alternation_finds(extra):
+    from disinfo_clf.data.exports import load_database_csv
+    from disinfo_clf.taxonomy import load_taxonomy
+
+    label_cues = {**extra, **{n.id: list(n.cues) for n in load_taxonomy()}}
+    matcher = CueMatcher(label_cues)
+    texts = CUE_TEXTS + [case.title for case in load_database_csv()[:800]]
+    for text in texts:
+        present, signals = _plain_scan(label_cues, text)
+        assert matcher.present(text) == present, text
+        assert matcher.signals(text) == signals, text
+    flags = matcher.matrix(texts, weight=2.0).toarray()
+    assert set(np.unique(flags)) <= {0.0, 2.0}
+    assert [set(np.flatnonzero(row)) for row in flags] == [matcher.present(t) for t in texts]
+
+
+def test_shipped_models_fast_features_equal_scikit_learn():
+    from disinfo_clf.data.exports import load_database_csv, load_review_csv
+    from disinfo_clf.resources import DEFAULT_MODEL_DIR, ROLE_MODEL_DIR
+
+    cases = load_review_csv()[:40]
+    texts = [c.title for c in load_database_csv()[:300]] + [f"{c.claim}\n\n{c.debunk}" for c in cases]
+    texts += [f"{t}\n{t}" for t in texts[-5:]]  # as the role model reads a window
+    for directory in (DEFAULT_MODEL_DIR, ROLE_MODEL_DIR):
+        shipped = load_classifier(directory)
+        for name, vectorizer in shipped.vectorizers.items():
+            fast = fast_transform(vectorizer)
+            assert fast != vectorizer.transform, name  # the shipped analyzers have a fast path
+            _assert_same_matrix(fast(texts), vectorizer.transform(texts))

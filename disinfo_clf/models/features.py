@@ -1,11 +1,15 @@
 """Text → sparse features for the linear backend: TF-IDF word and character n-grams, and cue flags.
 
-The character transform reproduces a fitted ``char_wb`` ``TfidfVectorizer`` exactly, faster; the
-cue block has one column per label, set when one of the label's cue phrases occurs in the text.
+The word and character transforms reproduce a fitted ``TfidfVectorizer``'s ``transform`` exactly,
+faster; the cue block has one column per label, set when one of the label's cue phrases occurs
+in the text.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+import re
+import threading
+from itertools import chain, repeat
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -17,6 +21,10 @@ from ..cues import CueMatcher
 ANALYZERS = ("word", "char")
 _WORD_CACHE_SIZE = 200_000
 """Distinct words whose character n-grams are remembered between calls."""
+_DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+_TOKENS = re.compile(r"\w\w+")
+_ABSENT = repeat(-1)
+"""The column ``dict.get`` gives an n-gram outside the vocabulary (``map(get, grams, _ABSENT)``)."""
 
 
 def vectorizer_settings(config: LinearConfig) -> dict[str, dict[str, Any]]:
@@ -32,52 +40,238 @@ def make_vectorizer(settings: dict[str, Any], **kwargs: Any) -> TfidfVectorizer:
     return TfidfVectorizer(**{**settings, "ngram_range": tuple(settings["ngram_range"])}, dtype=np.float32, **kwargs)
 
 
-class CharWbTransform:
-    """``TfidfVectorizer.transform`` of a fitted ``char_wb`` vectoriser, with the same output, faster.
+def fast_transform(vectorizer: TfidfVectorizer) -> Callable[[Sequence[str]], sparse.csr_matrix]:
+    """The fastest exact stand-in for a fitted vectoriser's ``transform`` (texts must be ``str``)."""
+    if vectorizer.input == "content" and not callable(vectorizer.analyzer):
+        if vectorizer.analyzer == "word":
+            return WordNgramTransform(vectorizer)
+        if vectorizer.analyzer == "char_wb":
+            return CharWbTransform(vectorizer)
+    return vectorizer.transform
 
-    ``char_wb`` n-grams never cross a word boundary, so a text's n-grams are those of its words:
-    each distinct word is analysed once and its vocabulary columns remembered (about 4x faster
-    than scikit-learn on articles, measured).
+
+class _TfidfRows:
+    """Term counts → the rows a fitted ``TfidfVectorizer`` gives, bit for bit."""
+
+    def __init__(self, vectorizer: TfidfVectorizer) -> None:
+        self._vocabulary: dict[str, int] = vectorizer.vocabulary_
+        self._binary = bool(vectorizer.binary)
+        self._dtype = vectorizer.dtype
+        self._tfidf = TfidfTransformer(norm=vectorizer.norm, use_idf=vectorizer.use_idf,
+                                       smooth_idf=vectorizer.smooth_idf, sublinear_tf=vectorizer.sublinear_tf)
+        if vectorizer.use_idf:
+            self._tfidf.idf_ = vectorizer.idf_
+
+    def _rows(
+        self, rows: np.ndarray, columns: np.ndarray, n_rows: int, counts: np.ndarray | None = None
+    ) -> sparse.csr_matrix:
+        """TF-IDF rows from ``(row, column, count)`` entries, repeated entries summed.
+
+        scikit-learn sorts each row's columns; a round trip through CSC gives the same canonical
+        matrix with two linear passes instead, as long as the rows of each column's entries never
+        decrease (otherwise scipy sorts them, correct but slower).
+        """
+        shape = (n_rows, len(self._vocabulary))
+        if not n_rows:  # scikit-learn refuses an empty batch; an empty matrix serves better
+            return sparse.csr_matrix(shape, dtype=self._dtype)
+        data = np.ones(len(columns), dtype=self._dtype) if counts is None else counts.astype(self._dtype)
+        matrix = sparse.coo_matrix((data, (rows, columns)), shape=shape).tocsc().tocsr()
+        if self._binary:
+            matrix.data.fill(1)
+        return self._tfidf.transform(matrix, copy=False)
+
+
+class WordNgramTransform(_TfidfRows):
+    """``TfidfVectorizer.transform`` of a fitted ``word`` vectoriser, with the same output, faster.
+
+    Uses the vectoriser's own preprocessor, tokenizer and stop words. With the default token
+    pattern, tokens become integer ids and the n-grams of a whole batch are looked up at once in
+    sorted arrays of id codes (2-3x faster than scikit-learn on the shipped models, measured);
+    otherwise each n-gram string is looked up in the vocabulary.
     """
 
     def __init__(self, vectorizer: TfidfVectorizer) -> None:
-        self._analyzer = vectorizer.build_analyzer()
-        self._lowercase = bool(vectorizer.lowercase)
-        self._vocabulary = vectorizer.vocabulary_
-        self._tfidf = TfidfTransformer(
-            norm=vectorizer.norm, use_idf=True, smooth_idf=vectorizer.smooth_idf, sublinear_tf=vectorizer.sublinear_tf
-        )
-        self._tfidf.idf_ = vectorizer.idf_
-        self._dtype = vectorizer.dtype
-        self._columns: dict[str, np.ndarray] = {}
+        if vectorizer.analyzer != "word":
+            raise ValueError(f"WordNgramTransform needs analyzer='word', got {vectorizer.analyzer!r}")
+        super().__init__(vectorizer)
+        self._preprocess = vectorizer.build_preprocessor()
+        default_tokens = vectorizer.tokenizer is None and vectorizer.token_pattern == _DEFAULT_TOKEN_PATTERN
+        # The same tokens as the default pattern (a maximal run of 2+ word characters), found faster.
+        self._tokenize = _TOKENS.findall if default_tokens else vectorizer.build_tokenizer()
+        stop_words = vectorizer.get_stop_words()
+        self._stop_words = frozenset(stop_words) if stop_words is not None else None
+        low, high = vectorizer.ngram_range
+        self._orders = range(low, high + 1) if high > 1 else range(1, 2)
+        self._by_ids = default_tokens  # default tokens never hold a space: a term splits back into its tokens
+        self._token_ids: dict[str, int] = {}
+        self._tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        """n → (sorted codes of the vocabulary's n-grams, their columns)."""
+        self._lock = threading.Lock()
 
-    def _word_columns(self, word: str) -> np.ndarray:
-        if len(self._columns) >= _WORD_CACHE_SIZE:
-            self._columns.clear()
-        found = map(self._vocabulary.get, self._analyzer(word))
-        columns = self._columns[word] = np.fromiter((c for c in found if c is not None), dtype=np.int32)
-        return columns
+    def _index(self) -> bool:
+        """Build the id tables; False when n-gram codes would not fit in int64."""
+        ids: dict[str, int] = {}
+        terms = [(term.split(" "), column) for term, column in self._vocabulary.items()]
+        for tokens, _ in terms:
+            for token in tokens:
+                ids.setdefault(token, len(ids))
+        base = len(ids)
+        if (base + 1) ** max(self._orders) >= 2 ** 62:
+            return False
+        tables = {}
+        grams: dict[int, tuple[list[int], list[int]]] = {n: ([], []) for n in self._orders}
+        for tokens, column in terms:
+            if len(tokens) in grams:
+                code = 0
+                for token in tokens:
+                    code = code * base + ids[token]
+                grams[len(tokens)][0].append(code)
+                grams[len(tokens)][1].append(column)
+        for n, (codes, columns) in grams.items():
+            order = np.argsort(np.asarray(codes, dtype=np.int64))
+            tables[n] = (np.asarray(codes, dtype=np.int64)[order], np.asarray(columns, dtype=np.int64)[order])
+        self._token_ids, self._tables = ids, tables
+        return True
+
+    def _tokens(self, text: str) -> list[str]:
+        tokens = self._tokenize(self._preprocess(text))
+        if self._stop_words is not None:
+            tokens = [t for t in tokens if t not in self._stop_words]
+        return tokens
 
     def __call__(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        parts: list[np.ndarray] = []
+        if self._by_ids and not self._tables:
+            with self._lock:
+                if not self._tables:
+                    self._by_ids = self._index()
+        if not self._by_ids:
+            return self._by_strings(texts)
+        token_id = self._token_ids.get
+        per_text = [list(map(token_id, self._tokens(text), _ABSENT)) for text in texts]
+        lengths = np.fromiter(map(len, per_text), dtype=np.int64, count=len(texts))
+        ids = np.fromiter(chain.from_iterable(per_text), dtype=np.int64, count=int(lengths.sum()))
+        text_of = np.repeat(np.arange(len(texts)), lengths)
+        rows: list[np.ndarray] = []
+        columns: list[np.ndarray] = []
+        base = len(self._token_ids)
+        for n, (codes, table_columns) in self._tables.items():
+            count = len(ids) - n + 1
+            if count <= 0 or not len(codes):
+                continue
+            code = ids[:count].copy()
+            valid = text_of[:count] == text_of[n - 1:]  # the n-gram does not cross into the next text
+            for k in range(n):
+                valid &= ids[k:k + count] >= 0
+                if k:
+                    code = code * base + ids[k:k + count]
+            code, starts = code[valid], text_of[:count][valid]
+            at = np.minimum(np.searchsorted(codes, code), len(codes) - 1)
+            found = codes[at] == code
+            rows.append(starts[found])
+            columns.append(table_columns[at[found]])
+        # Each column belongs to one n, so rows never decrease within a column, as _rows wants.
+        if not rows:
+            return self._rows(np.zeros(0, np.int64), np.zeros(0, np.int64), len(texts))
+        return self._rows(np.concatenate(rows), np.concatenate(columns), len(texts))
+
+    def _by_strings(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        get = self._vocabulary.get
+        columns: list[int] = []
         lengths: list[int] = []
-        cached = self._columns.get
         for text in texts:
-            n_columns = 0
-            for word in (text.lower() if self._lowercase else text).split():
-                columns = cached(word)
-                if columns is None:
-                    columns = self._word_columns(word)
-                parts.append(columns)
-                n_columns += len(columns)
-            lengths.append(n_columns)
-        cols = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+            tokens = self._tokens(text)
+            grams = chain.from_iterable(
+                tokens if n == 1 else map(" ".join, zip(*(tokens[i:] for i in range(n)))) for n in self._orders
+            )
+            before = len(columns)
+            columns.extend(map(get, grams, _ABSENT))
+            lengths.append(len(columns) - before)
+        cols = np.array(columns, dtype=np.int64)
+        known = cols >= 0
         rows = np.repeat(np.arange(len(texts)), lengths)
-        counts = sparse.csr_matrix(
-            (np.ones(len(cols), dtype=self._dtype), (rows, cols)), shape=(len(texts), len(self._vocabulary))
-        )
-        counts.sum_duplicates()
-        return self._tfidf.transform(counts, copy=False)
+        return self._rows(rows[known], cols[known], len(texts))
+
+
+class CharWbTransform(_TfidfRows):
+    """``TfidfVectorizer.transform`` of a fitted ``char_wb`` vectoriser, with the same output, faster.
+
+    ``char_wb`` n-grams never cross a word boundary, so a text's n-grams are those of its words:
+    each distinct word is analysed once and its vocabulary columns kept in one flat table, and a
+    batch's counts are gathered from the table with array operations (over 10x faster than
+    scikit-learn on articles, measured).
+    """
+
+    def __init__(self, vectorizer: TfidfVectorizer) -> None:
+        if vectorizer.analyzer != "char_wb":
+            raise ValueError(f"CharWbTransform needs analyzer='char_wb', got {vectorizer.analyzer!r}")
+        super().__init__(vectorizer)
+        self._preprocess = vectorizer.build_preprocessor()
+        self._lowercase = bool(vectorizer.lowercase)
+        self._ngram_range = tuple(vectorizer.ngram_range)
+        self._lock = threading.Lock()
+        self._clear()
+
+    def _clear(self) -> None:
+        self._word_ids: dict[str, int] = {}
+        """Word → its row in the table: its columns are ``_flat[_starts[id]:_starts[id] + _sizes[id]]``."""
+        self._flat = np.zeros(1 << 16, dtype=np.int32)
+        self._starts = np.zeros(1 << 12, dtype=np.int64)
+        self._sizes = np.zeros(1 << 12, dtype=np.int64)
+        self._used = 0
+
+    def _ngrams(self, word: str) -> list[str]:
+        """scikit-learn's ``char_wb`` n-grams of one word (``_char_wb_ngrams``), in its order."""
+        low, high = self._ngram_range
+        grams: list[str] = []
+        for part in self._preprocess(word).split():
+            padded = f" {part} "
+            size = len(padded)
+            for n in range(low, high + 1):
+                if n >= size:  # a short word counts once, whole
+                    grams.append(padded)
+                    break
+                grams.extend([padded[i:i + n] for i in range(size - n + 1)])
+        return grams
+
+    def _add(self, words: Iterable[str]) -> None:
+        """Analyse new words into the table."""
+        get = self._vocabulary.get
+        for word in words:
+            columns = np.fromiter(map(get, self._ngrams(word), _ABSENT), dtype=np.int32)
+            columns = columns[columns >= 0]
+            word_id = len(self._word_ids)
+            if word_id == len(self._sizes):
+                self._starts = np.resize(self._starts, 2 * word_id)
+                self._sizes = np.resize(self._sizes, 2 * word_id)
+            if self._used + len(columns) > len(self._flat):
+                self._flat = np.resize(self._flat, 2 * (self._used + len(columns)))
+            self._flat[self._used:self._used + len(columns)] = columns
+            self._starts[word_id], self._sizes[word_id] = self._used, len(columns)
+            self._used += len(columns)
+            self._word_ids[word] = word_id
+
+    def __call__(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        split = [(text.lower() if self._lowercase else text).split() for text in texts]
+        words = list(chain.from_iterable(split))
+        rows = np.repeat(np.arange(len(texts)), np.fromiter(map(len, split), dtype=np.int64, count=len(texts)))
+        with self._lock:  # the table grows as words come; threads may share a model
+            if len(self._word_ids) >= _WORD_CACHE_SIZE:
+                self._clear()
+            ids = np.fromiter(map(self._word_ids.get, words, _ABSENT), dtype=np.int64, count=len(words))
+            missing = np.flatnonzero(ids < 0)
+            if len(missing):
+                self._add(dict.fromkeys(words[i] for i in missing))
+                ids[missing] = [self._word_ids[words[i]] for i in missing]
+            # One entry per distinct (text, word), with the word's count in the text.
+            base = max(len(self._word_ids), 1)
+            keys, counts = np.unique(rows * base + ids, return_counts=True)
+            rows, ids = np.divmod(keys, base)
+            # Every word's columns, gathered from the flat table.
+            sizes = self._sizes[ids]
+            ends = np.cumsum(sizes)
+            total = int(ends[-1]) if len(ends) else 0
+            columns = self._flat[np.repeat(self._starts[ids] - (ends - sizes), sizes) + np.arange(total)]
+        return self._rows(np.repeat(rows, sizes), columns, len(texts), np.repeat(counts, sizes))
 
 
 def terms_in_order(vocabulary: dict[str, int]) -> list[str]:
@@ -86,8 +280,6 @@ def terms_in_order(vocabulary: dict[str, int]) -> list[str]:
     for term, index in vocabulary.items():
         terms[index] = term
     return terms
-
-
 
 
 class CueFeatures:

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from .base import (CONFIG_FILE, META_FILE, MULTI_LABEL, SINGLE_LABEL, CalibratedClassifier, ModelDirectoryError, ModelMeta,
                    ProblemType, progress_disabled, require_files, write_hf_config)
-from .features import ANALYZERS, CharWbTransform, CueFeatures, make_vectorizer, terms_in_order, vectorizer_settings
+from .features import ANALYZERS, CueFeatures, fast_transform, make_vectorizer, terms_in_order, vectorizer_settings
 from ..config import LinearConfig, to_dict
 
 logger = logging.getLogger(__name__)
@@ -79,11 +79,9 @@ class LinearClassifier(CalibratedClassifier):
             sizes.append(len(cue_features.matcher.labels))
         self._blocks = np.split(self._coef_t, np.cumsum(sizes)[:-1])
         """Per analyzer, its rows of ``coef.T``; summing block products avoids stacking matrices."""
-        self._transforms: dict[str, Any] = {name: vectorizers[name].transform for name in ANALYZERS}
+        self._transforms: dict[str, Any] = {name: fast_transform(vectorizers[name]) for name in ANALYZERS}
         if cue_features is not None:
             self._transforms["cue"] = cue_features
-        if vectorizers["char"].analyzer == "char_wb":
-            self._transforms["char"] = CharWbTransform(vectorizers["char"])
 
     @property
     def labels(self) -> list[str]:
