@@ -32,10 +32,13 @@ def check_cue(cue: str) -> str | None:
         return "a cue must be a non-empty string"
     if "(?P<" in cue:
         return "uses a named group; use (?:...) instead"
+    if re.search(r"\\[1-9]", cue):
+        return "uses a numbered backreference, which breaks once cues are combined; rewrite it without one"
     try:
         re.compile(cue)
+        re.compile(f"x|(?:{cue})")  # as it will stand among other cues (catches global inline flags)
     except re.error as exc:
-        return f"is not a valid regular expression ({exc})"
+        return f"is not a valid regular expression among other cues ({exc})"
     return None
 
 

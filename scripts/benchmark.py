@@ -64,6 +64,17 @@ def throughput(fn: Callable[[], Any], n: int, repeats: int) -> dict[str, Any]:
     return {"per_s": round(n / statistics.median(times), 1), "runs_per_s": [round(n / t, 1) for t in times]}
 
 
+def compared(fns: dict[str, Callable[[], Any]], n: int, repeats: int) -> dict[str, dict[str, Any]]:
+    """:func:`throughput` of several functions, their runs taken in turn, so that a busy spell
+    of the machine slows all of them rather than one."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            times[name] += timed_runs(fn, 1)
+    return {name: {"per_s": round(n / statistics.median(t), 1), "runs_per_s": [round(n / x, 1) for x in t]}
+            for name, t in times.items()}
+
+
 def articles(n: int, size: int = ARTICLE_CHARS) -> list[str]:
     """News-article-sized texts from real review claims and disproofs: whole sentences, a paragraph
     per claim or disproof, cut at the sentence end nearest below ``size`` characters."""
@@ -179,9 +190,12 @@ def bench_encoder(titles: list[str], tokenizer_texts: list[str], batch_size: int
                      lambda: pipe(titles[:128], batch_size=batch_size),
                      lambda: predict(titles[:128], model=loaded, batch_size=batch_size)):
             warm()
-        proba = throughput(lambda: ours.predict_proba(titles, batch_size=batch_size), len(titles), repeats)
-        piped = throughput(lambda: pipe(titles, batch_size=batch_size), len(titles), repeats)
-        full = throughput(lambda: predict(titles, model=loaded, batch_size=batch_size), len(titles), repeats)
+        rates = compared({
+            "predict_proba": lambda: ours.predict_proba(titles, batch_size=batch_size),
+            "pipeline": lambda: pipe(titles, batch_size=batch_size),
+            "predict": lambda: predict(titles, model=loaded, batch_size=batch_size),
+        }, len(titles), repeats)
+        proba, piped, full = rates["predict_proba"], rates["pipeline"], rates["predict"]
     return {
         "encoder": "tiny BERT (2 layers, hidden 128, WordPiece 8k), 18 narrative labels, untrained head "
                    "(throughput does not depend on the weights)",
@@ -194,6 +208,7 @@ def bench_encoder(titles: list[str], tokenizer_texts: list[str], batch_size: int
         "predict_per_s": full["per_s"],
         "ratio_predict_proba_vs_pipeline": round(proba["per_s"] / piped["per_s"], 2),
         "ratio_predict_vs_pipeline": round(full["per_s"] / piped["per_s"], 2),
+        "runs_per_s": {"predict_proba": proba["runs_per_s"], "pipeline": piped["runs_per_s"], "predict": full["runs_per_s"]},
         "note": "predict also runs sentence windows, the linear role model and language detection; "
                 "the pipeline gives narrative scores only",
     }

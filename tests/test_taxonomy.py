@@ -228,3 +228,11 @@ def test_the_shipped_taxonomy_is_the_configs_file() -> None:
 
     configs = Path(__file__).resolve().parents[1] / "configs" / "narratives.yaml"
     assert TAXONOMY_YAML.read_bytes() == configs.read_bytes()
+
+
+@pytest.mark.parametrize("cue, problem", [("(?i)nato", "among other cues"), (r"(nato)\1", "backreference"),
+                                          ("(nato", "not a valid regular expression"), ("(?P<x>nato)", "named group")])
+def test_cues_that_would_break_the_combined_pattern_are_refused(cue: str, problem: str) -> None:
+    from disinfo_clf.cues import check_cue
+
+    assert problem in (check_cue(cue) or "")
