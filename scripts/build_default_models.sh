@@ -7,5 +7,5 @@ bash scripts/setup.sh
 export HF_HUB_OFFLINE=1
 models=disinfo_clf/resources/models
 .venv/bin/disinfo-clf train --config configs/role-linear.yaml --output-dir "$models/roles-linear"
-.venv/bin/disinfo-clf train --config configs/linear.yaml --output-dir "$models/narratives-linear" --set bundle_role_model=false
+.venv/bin/disinfo-clf train --config configs/linear.yaml --output-dir "$models/narratives-linear"
 cp "$models/narratives-linear/README.md" model_card.md

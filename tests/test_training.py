@@ -27,7 +27,8 @@ def _files(directory: Path) -> set[str]:
 @pytest.fixture(scope="module")
 def linear_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A linear narrative model trained on a quarter of the cases (fast), not refit."""
-    config = load_config(ROOT / "configs" / "linear.yaml", ["data.max_cases=3000", "refit_on_all_data=false", "linear.max_features=30000"])
+    config = load_config(ROOT / "configs" / "linear.yaml", ["data.max_cases=3000", "refit_on_all_data=false", "linear.max_features=30000",
+                                                                "bundle_role_model=true"])
     return train(config, output_dir=tmp_path_factory.mktemp("linear"), config_path="configs/linear.yaml").model_dir
 
 
