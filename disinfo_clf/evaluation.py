@@ -93,8 +93,7 @@ def evaluate_split(
     probs = model.predict_proba(data.texts, batch_size=batch_size)
     base = majority_baseline(train_gold, len(data.texts), len(labels), multi)
     if multi:
-        thresholds = model.meta.thresholds or [0.5] * len(labels)
-        result = multilabel_metrics(data.gold, probs, thresholds, labels)
+        result = multilabel_metrics(data.gold, probs, model.meta.decision_thresholds, labels)
         # The baseline flags the most frequent narrative for every text.
         flag = np.zeros(len(labels))
         flag[int(np.argmax(base[0]))] = 1
@@ -110,7 +109,7 @@ def evaluate_split(
     for lang in sorted(set(pooled.tolist()), key=lambda x: -int((pooled == x).sum())):
         mask = pooled == lang
         sub = (
-            multilabel_metrics(data.gold[mask], probs[mask], model.meta.thresholds or [0.5] * len(labels), labels)
+            multilabel_metrics(data.gold[mask], probs[mask], model.meta.decision_thresholds, labels)
             if multi
             else singlelabel_metrics(data.gold[mask], probs[mask], labels)
         )

@@ -108,7 +108,7 @@ def _data_section(metrics: dict[str, Any], config: dict[str, Any]) -> str:
 def _labels_section(meta: ModelMeta, metrics: dict[str, Any]) -> str:
     counts = metrics.get("data", {}).get("label_counts", {}).get("train", {})
     rows = ["| id | name | threshold | train examples |", "|---|---|---:|---:|"]
-    thresholds = meta.thresholds or [0.5] * len(meta.labels)
+    thresholds = meta.decision_thresholds
     for lab, thr in zip(meta.labels, thresholds):
         rows.append(f"| `{lab}` | {meta.label_names.get(lab, lab)} | {thr:.2f} | {counts.get(lab, 0):,} |")
     note = (

@@ -129,7 +129,7 @@ class Model:
         if "debunk" not in roles.labels:
             raise ModelDirectoryError(f"the role model's labels {list(roles.labels)} have no 'debunk': pass a claim/debunk model")
         self._names = narratives.meta.label_names
-        thresholds = narratives.meta.thresholds or [0.5] * len(narratives.labels)
+        thresholds = narratives.meta.decision_thresholds
         self._thresholds = np.asarray(thresholds, dtype=np.float64)
 
     @property

@@ -5,6 +5,7 @@ import json
 import logging
 import random
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,6 @@ def set_seed(seed: int) -> None:
     """Seed Python, NumPy and (when installed and already needed) torch."""
     random.seed(seed)
     np.random.seed(seed)
-    import sys
-
     if "torch" in sys.modules:
         import torch
 

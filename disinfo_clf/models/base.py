@@ -50,6 +50,11 @@ class ModelMeta:
     """A short identifier written into scoring output (for example ``narratives-linear@0.1.0``)."""
     library_version: str = ""
 
+    @property
+    def decision_thresholds(self) -> list[float]:
+        """The threshold of every label: the tuned ones, else 0.5 each."""
+        return list(self.thresholds) or [0.5] * len(self.labels)
+
     def save(self, directory: str | Path) -> None:
         """Write ``disinfo_clf.json`` into ``directory``."""
         Path(directory, META_FILE).write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
