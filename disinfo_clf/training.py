@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,11 +24,14 @@ from .model_card import render_card
 from .models.base import META_FILE, MULTI_LABEL, SINGLE_LABEL, TextClassifier, load_classifier
 from .models.calibration import apply_calibration, fit_calibration, tune_thresholds
 from .resources import ROLE_MODEL_DIR
+from .staging import check_output_dir, staged_output
 from .taxonomy import Taxonomy, load_taxonomy
 
 logger = logging.getLogger(__name__)
 
 TRAINING_CONFIG_FILE = "training_config.yaml"
+TIME_SPLIT_DIR = "time-split"
+"""Where a refit model directory keeps the time-split model its held-out metrics belong to."""
 METRICS_FILE = "metrics.json"
 CARD_FILE = "README.md"
 
@@ -80,6 +85,8 @@ def load_splits(config: TrainingConfig, taxonomy: Taxonomy, report: list[SplitRe
             langs = [""] * len(ds)
         texts = list(ds["text"]) if task == "narratives" else [role_input(t, c) for t, c in zip(ds["text"], ds["context"])]
         out[split] = SplitData(texts=texts, gold=gold, languages=list(langs))
+        if task == "roles" and split == "train":
+            out[split] = _augment_roles(out[split], ds, config, before=min(dsd["validation"]["date"], default=""))
     empty = [name for name, data in out.items() if not data.texts]
     if empty:
         raise ConfigError(
@@ -87,6 +94,23 @@ def load_splits(config: TrainingConfig, taxonomy: Taxonomy, report: list[SplitRe
             "data.validation_fraction"
         )
     return out
+
+
+def _augment_roles(train: SplitData, ds: Any, config: TrainingConfig, before: str) -> SplitData:
+    """The role training split with the extra views ``data.role_sentence_view`` and
+    ``data.role_title_claims`` ask for (both only ever add training rows)."""
+    texts, gold = list(train.texts), list(train.gold)
+    if config.data.role_sentence_view:
+        texts += list(ds["text"])
+        gold += list(ds["label"])
+    if config.data.role_title_claims:
+        from .data.exports import load_database_csv
+
+        titles = {c.title.strip() for c in load_database_csv(config.data.database_csv)
+                  if c.published is not None and c.published.isoformat() < before and c.title.strip()}
+        texts += sorted(titles)
+        gold += [ROLE_LABELS.index("claim")] * len(titles)
+    return SplitData(texts=texts, gold=np.asarray(gold, dtype=np.int64), languages=[""] * len(texts))
 
 
 def check_label_set(labels: list[str], train: SplitData, multi_label: bool, where: str) -> None:
@@ -112,6 +136,15 @@ def _fit_backend(config: TrainingConfig, labels: list[str], problem_type: str, s
             seed=config.seed, label_names=label_names, task=task,
             cues={n.id: list(n.cues) for n in taxonomy.narratives} if task == "narrative" else None,
         )
+    if config.backend == "combined":
+        return _fit_combined(config, labels, problem_type, splits, label_names, output_dir)
+    if config.backend == "embedding-head":
+        from .models.embedding_head import EmbeddingHeadClassifier
+
+        return EmbeddingHeadClassifier.fit_texts(
+            train.texts, train.gold, labels=labels, problem_type=problem_type, config=config.head, seed=config.seed,
+            label_names=label_names, task=task,
+        )
     from datasets import Dataset
 
     from .models.encoder import EncoderClassifier
@@ -126,11 +159,95 @@ def _fit_backend(config: TrainingConfig, labels: list[str], problem_type: str, s
     )
 
 
-def train(config: TrainingConfig, output_dir: str | Path | None = None, config_path: str | None = None) -> TrainResult:
-    """Train, calibrate, tune thresholds, save, evaluate on validation and test, and write the card."""
+def _fit_combined(config: TrainingConfig, labels: list[str], problem_type: str, splits: dict[str, SplitData],
+                  label_names: dict[str, str], output_dir: Path) -> TextClassifier:
+    from .crosslingual import load_translated, narrative_split, role_split
+    from .language import detect_language
+    from .models.combined import Part, fit_combined
+
+    spec = config.combined
+    if len(spec.parts) != 2 or not all(p.path for p in spec.parts):
+        raise ConfigError("combined.parts must name exactly two model directories (name and path)")
+    val = splits["validation"]
+    validation = [(val.texts, val.gold, [detect_language(t) or "" for t in val.texts])]
+    if spec.translated_validation:
+        items = [it for it in load_translated("dev") if it.lang != "en"]
+        extra = narrative_split(items, labels) if problem_type == MULTI_LABEL else role_split(items, labels)
+        validation.append((extra.texts, extra.gold, extra.languages))
+    return fit_combined(
+        [Part(p.name or f"part{i}", os.path.relpath(Path(p.path).resolve(), output_dir.resolve()))
+         for i, p in enumerate(spec.parts)], output_dir, validation,
+        labels=labels, problem_type=problem_type, task=config.task, groups=spec.languages, label_names=label_names,
+        tune_thresholds=config.tune_thresholds,
+    )
+
+
+def _summary(metrics: dict[str, Any], role: str) -> dict[str, Any]:
+    """The card's one-line summary of a model's metrics.json."""
+    keys = ("macro_f1", "top1_hit", "accuracy")
+    row: dict[str, Any] = {"role": role}
+    for split in ("validation", "test"):
+        res = metrics.get("splits", {}).get(split, {})
+        row[split] = {k: res[k] for k in keys if k in res}
+    for split, res in (metrics.get("translated") or {}).items():
+        other = [v for lang, v in res.items() if lang not in ("all", "en")]
+        if other and "top1_hit" in other[0]:
+            row[f"translated_{split}"] = (f"{np.mean([v['top1_hit'] for v in other]):.3f} / "
+                                          f"{np.mean([v['macro_f1'] for v in other]):.3f}")
+        elif other:
+            row[f"translated_{split}"] = f"{np.mean([v['accuracy'] for v in other]):.3f}"
+    return row
+
+
+def _compared(config: TrainingConfig, metrics: dict[str, Any]) -> dict[str, Any]:
+    """Summaries of the combined model, its parts and the configured comparison variants."""
+    rows = {"this model": _summary(metrics, "the mix (shipped)")}
+    for role, specs in (("part", config.combined.parts), ("variant, not used", config.combined.compare)):
+        for spec in specs:
+            candidates = [Path(spec.release_path or spec.path), Path(spec.path), Path(spec.path).parent]
+            found = next((c / METRICS_FILE for c in candidates if (c / METRICS_FILE).is_file()), None)
+            if found is None:
+                logger.warning("no metrics.json for %s (%s): left out of the comparison", spec.name, spec.path)
+                continue
+            rows[spec.name or spec.path] = _summary(json.loads(found.read_text(encoding="utf-8")), role)
+    return rows
+
+
+def _point_at_release_parts(config: TrainingConfig, model: TextClassifier, work: Path,
+                            metrics: dict[str, Any]) -> dict[str, Any]:
+    """After the held-out evaluation with the time-split parts, point the combined model at the
+    parts refit on all periods (same weights and thresholds), as ``refit_on_all_data`` does."""
+    from .models.combined import Part
+
+    model.part_specs = [  # type: ignore[attr-defined]
+        Part(spec.name or part.name, os.path.relpath(Path(spec.release_path or spec.path).resolve(), work.resolve()))
+        for spec, part in zip(config.combined.parts, model.part_specs)  # type: ignore[attr-defined]
+    ]
+    model.save_pretrained(work)
+    load_classifier(work)  # the release parts must load and have the same labels
+    metrics["refit"] = {
+        "parts": {p.name: p.path for p in model.part_specs},  # type: ignore[attr-defined]
+        "note": "the split metrics are those of the combined model over the time-split parts; the directory "
+                "points at the parts refit on all periods, with the same weights and thresholds",
+    }
+    save_metrics(metrics, work / METRICS_FILE)
+    (work / CARD_FILE).write_text(render_card(work), encoding="utf-8")
+    return metrics
+
+
+def train(config: TrainingConfig, output_dir: str | Path | None = None, config_path: str | None = None,
+          overwrite: bool = False) -> TrainResult:
+    """Train, calibrate, tune thresholds, save, evaluate on validation and test, and write the card.
+
+    The directory is built beside ``output_dir`` and moved into place once complete; an existing,
+    non-empty ``output_dir`` is refused unless ``overwrite``.
+    """
+    started = time.perf_counter()
     set_seed(config.seed)
     out = Path(output_dir or config.output_dir)
+    check_output_dir(out, overwrite)  # before minutes of work, not after
     config.output_dir = str(out)
+    logger.info("loading the %s data", config.task)
     taxonomy = load_taxonomy(config.data.taxonomy)
     labels, problem_type = _labels(config, taxonomy)
     multi = problem_type == MULTI_LABEL
@@ -138,29 +255,40 @@ def train(config: TrainingConfig, output_dir: str | Path | None = None, config_p
     splits = load_splits(config, taxonomy, report)
     check_label_set(labels, splits["train"], multi, config_path or "config")
     label_names = {n.id: n.name for n in taxonomy.narratives} if multi else {lab: lab for lab in labels}
+    logger.info("splits by time: %s", ", ".join(f"{name} {len(data.texts):,}" for name, data in splits.items()))
 
-    out.mkdir(parents=True, exist_ok=True)
-    logger.info("training %s/%s on %d texts", config.task, config.backend, len(splits["train"].texts))
-    model = _fit_backend(config, labels, problem_type, splits, label_names, out, taxonomy)
+    with staged_output(out, overwrite) as work:
+        logger.info("training %s/%s on %d texts", config.task, config.backend, len(splits["train"].texts))
+        model = _fit_backend(config, labels, problem_type, splits, label_names, work, taxonomy)
 
-    val = splits["validation"]
-    logits = model.decision_function(val.texts)
-    model.meta.calibration = fit_calibration(logits, val.gold, config.calibration, problem_type)
-    if multi and config.tune_thresholds:
-        model.meta.thresholds = tune_thresholds(apply_calibration(logits, model.meta.calibration, problem_type), val.gold)
-    elif multi:
-        model.meta.thresholds = [0.5] * len(labels)
-    model.meta.model_id = f"{out.name}@{__version__}"
-    model.meta.library_version = __version__
-    model.save_pretrained(out)
-    (out / METRICS_FILE).unlink(missing_ok=True)  # a new model: no metrics of an earlier one carry over
-    (out / TRAINING_CONFIG_FILE).write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")
-    if multi and config.bundle_role_model and Path(ROLE_MODEL_DIR, META_FILE).is_file():
-        shutil.copytree(ROLE_MODEL_DIR, out / "role", dirs_exist_ok=True)
+        val = splits["validation"]
+        logger.info("calibrating (%s) on %d validation texts", config.calibration, len(val.texts))
+        logits = model.decision_function(val.texts)
+        model.meta.calibration = fit_calibration(logits, val.gold, config.calibration, problem_type)
+        if config.backend == "combined":
+            pass  # the combined fit tuned its thresholds on the multilingual validation data
+        elif multi and config.tune_thresholds:
+            model.meta.thresholds = tune_thresholds(apply_calibration(logits, model.meta.calibration, problem_type), val.gold)
+        elif multi:
+            model.meta.thresholds = [0.5] * len(labels)
+        model.meta.model_id = f"{out.name}@{__version__}"
+        model.meta.library_version = __version__
+        model.save_pretrained(work)
+        (work / TRAINING_CONFIG_FILE).write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")
+        if multi and config.bundle_role_model and Path(ROLE_MODEL_DIR, META_FILE).is_file():
+            shutil.copytree(ROLE_MODEL_DIR, work / "role", dirs_exist_ok=True)
 
-    metrics = evaluate_dir(out, splits=splits, report=report[0] if report else None, config_file=config_path)
-    if config.refit_on_all_data:
-        metrics = _refit_on_all(config, model, labels, problem_type, splits, label_names, out, taxonomy, metrics)
+        logger.info("evaluating on validation and test")
+        metrics = evaluate_dir(work, splits=splits, report=report[0] if report else None, config_file=config_path)
+        if config.refit_on_all_data:
+            metrics = _refit_on_all(config, model, labels, problem_type, splits, label_names, work, taxonomy, metrics)
+        if config.backend == "combined":
+            metrics["compared"] = _compared(config, metrics)
+            save_metrics(metrics, work / METRICS_FILE)
+            (work / CARD_FILE).write_text(render_card(work), encoding="utf-8")
+        if config.backend == "combined" and any(p.release_path for p in config.combined.parts):
+            metrics = _point_at_release_parts(config, model, work, metrics)
+    logger.info("model written to %s in %.0f s", out, time.perf_counter() - started)
     return TrainResult(model_dir=out, metrics=metrics)
 
 
@@ -168,8 +296,9 @@ def _refit_on_all(config: TrainingConfig, model: TextClassifier, labels: list[st
                   splits: dict[str, SplitData], label_names: dict[str, str], out: Path, taxonomy: Taxonomy,
                   metrics: dict[str, Any]) -> dict[str, Any]:
     """Refit on train + validation + test with the time-split model's calibration and thresholds."""
-    if config.backend != "linear":
-        raise ConfigError("refit_on_all_data is only supported for the linear backend (the encoder needs validation for early stopping)")
+    if config.backend not in ("linear", "embedding-head"):
+        raise ConfigError("refit_on_all_data is only supported for the linear and embedding-head backends "
+                          "(the encoder needs validation for early stopping; a combined model mixes refit parts)")
     names = ("train", "validation", "test")
     merged = SplitData(
         texts=[t for n in names for t in splits[n].texts],
@@ -180,11 +309,13 @@ def _refit_on_all(config: TrainingConfig, model: TextClassifier, labels: list[st
     refit = _fit_backend(config, labels, problem_type, {"train": merged}, label_names, out, taxonomy)
     refit.meta.calibration, refit.meta.thresholds = model.meta.calibration, model.meta.thresholds
     refit.meta.model_id, refit.meta.library_version = model.meta.model_id, model.meta.library_version
+    model.save_pretrained(out / TIME_SPLIT_DIR)  # kept, so that `evaluate` can measure the held-out numbers again
     refit.save_pretrained(out)
     metrics["refit"] = {
         "examples": len(merged.texts),
         "through": (metrics.get("data") or {}).get("boundaries", {}).get("test", ["", ""])[1],
         "note": "weights refit on all periods after the held-out evaluation; the split metrics are those of the time-split model",
+        "time_split_model": TIME_SPLIT_DIR,
     }
     save_metrics(metrics, out / METRICS_FILE)
     (out / CARD_FILE).write_text(render_card(out), encoding="utf-8")
@@ -199,18 +330,31 @@ def evaluate_dir(
     config_file: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a model directory on validation and test (or one ``split``) of the data it was trained
-    on, and write ``metrics.json``, plots and the model card into the directory."""
+    on, and write ``metrics.json``, plots and the model card into the directory.
+
+    A directory refit on all periods (``refit_on_all_data``) has every split in its training data:
+    its held-out numbers are those of the time-split model, which training keeps in
+    ``DIR/time-split`` and which is what gets evaluated. Without that copy (the shipped model) the
+    refit model itself is evaluated, in-sample: the numbers are returned (``in_sample``) but
+    nothing is written, so the card keeps its held-out numbers. ``metrics["_note"]`` says which.
+    """
     from .config import load_config
 
     model_dir = Path(model_dir)
     config = load_config(model_dir / TRAINING_CONFIG_FILE) if (model_dir / TRAINING_CONFIG_FILE).is_file() else TrainingConfig()
+    evaluated, note = model_dir, ""
     if config.refit_on_all_data and splits is None:
-        raise ValueError(
-            f"{model_dir} was refit on all periods after its held-out evaluation (refit_on_all_data: true), so "
-            f"every split is in its training data; its held-out numbers are in {model_dir / METRICS_FILE}. "
-            "Train with --set refit_on_all_data=false to get a model you can evaluate."
-        )
-    model = load_classifier(model_dir)
+        if Path(model_dir, TIME_SPLIT_DIR, META_FILE).is_file():
+            evaluated = model_dir / TIME_SPLIT_DIR
+            note = (f"{model_dir} was refit on all periods; these are the held-out numbers of the time-split model it "
+                    f"was refit from ({evaluated}), which metrics.json and the card report")
+        else:
+            return _evaluate_in_sample(model_dir, config, split)
+    model = load_classifier(evaluated)
+    if hasattr(model, "cache"):  # embedding heads: evaluation embeds the same texts as training did
+        from .models.embedding_cache import EmbeddingCache
+
+        model.cache = EmbeddingCache()
     if splits is None:
         reports: list[SplitReport] = []
         splits = load_splits(config, load_taxonomy(config.data.taxonomy), reports)
@@ -236,6 +380,30 @@ def evaluate_dir(
         probs = result.pop("_probs")
         write_plots(result, probs, splits[name].gold, model_dir, name)
         metrics["splits"][name] = result
+    if split is None:
+        from .crosslingual import evaluate_translated
+
+        metrics["translated"] = evaluate_translated(model)
     save_metrics(metrics, model_dir / METRICS_FILE)
     (model_dir / CARD_FILE).write_text(render_card(model_dir), encoding="utf-8")
-    return metrics
+    return {**metrics, "_note": note} if note else metrics
+
+
+def _evaluate_in_sample(model_dir: Path, config: TrainingConfig, split: str | None) -> dict[str, Any]:
+    """The refit model on the time splits, all of which it was trained on: returned, not written."""
+    splits = load_splits(config, load_taxonomy(config.data.taxonomy))
+    wanted = [split] if split else ["validation", "test"]
+    if any(name not in splits for name in wanted):
+        raise ValueError(f"unknown split {split!r}: use one of {', '.join(splits)}")
+    model = load_classifier(model_dir)
+    results = {name: evaluate_split(model, splits[name], splits["train"].gold) for name in wanted}
+    for result in results.values():
+        result.pop("_probs")
+    return {
+        "model_id": model.meta.model_id, "task": model.meta.task, "backend": model.meta.backend,
+        "in_sample": True, "splits": results,
+        "_note": (f"IN-SAMPLE: {model_dir} was refit on all periods, so every split below is in its training data and "
+                  f"these numbers overstate how it does on new text. Its held-out numbers are in "
+                  f"{model_dir / METRICS_FILE} (left unchanged); models trained now keep their time-split model in "
+                  f"DIR/{TIME_SPLIT_DIR}, and evaluating them measures that one."),
+    }

@@ -116,6 +116,15 @@ def test_long_text_is_windowed_not_cut(trained_dir: Path) -> None:
     assert with_end[KEYWORDS.index("ukraine")] > without[KEYWORDS.index("ukraine")] + 0.3
 
 
+@pytest.mark.slow
+def test_a_new_head_loads_without_a_transformers_load_report(tiny_encoder_dir: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    tokenizer, model = load_pretrained_encoder(str(tiny_encoder_dir), local_files_only=True, labels=["a", "b"],
+                                               problem_type=MULTI_LABEL)
+    assert model.config.num_labels == 2
+    err = capfd.readouterr().err
+    assert "LOAD REPORT" not in err and "MISSING" not in err
+
+
 def test_missing_encoder_gives_advice(tmp_path: Path) -> None:
     with pytest.raises(ModelDirectoryError, match="build-tiny-encoder"):
         load_pretrained_encoder(str(tmp_path / "no-such-model"), local_files_only=True)

@@ -32,7 +32,7 @@ def test_jsonl_keeps_malformed_and_empty_lines_as_error_records() -> None:
     assert by_id["a3"].error == "empty text" and by_id["a3"].text is None
     assert by_id[f"{source}:4"].error.startswith("line 4: invalid JSON: ")
     assert by_id[f"{source}:4"].line == 4 and by_id[f"{source}:4"].text is None
-    assert by_id[f"{source}:6"].error == "line 6: expected a JSON object, got list"
+    assert by_id[f"{source}:6"].error.startswith("line 6: expected a JSON object, got a list; write each record as an object")
     assert by_id["5"].text == "Numeric id, summary field." and by_id["5"].line == 8
     assert by_id["a1#2"].text.startswith("Duplicate id")
 
@@ -43,7 +43,7 @@ def test_text_and_id_fields_can_be_chosen(tmp_path: Path) -> None:
     records = list(read_records([path], text_field="msg", id_field="key"))
     assert _ids(records) == ["k1", "k2", "k3"]
     assert records[0].text == "hello"
-    assert records[1].error == "line 2: no field 'msg' (fields: key)"
+    assert records[1].error.startswith("line 2: no field 'msg' (fields: key); pass --text-field")
     assert records[2].error == "line 3: field 'msg' holds a list, not text"
 
 

@@ -70,7 +70,8 @@ def test_prediction_fields_and_json() -> None:
     text = "Western special services organised the protests in Kazakhstan, a new colour revolution."
     pred = predict(text)
     data = json.loads(json.dumps(pred.to_dict()))
-    assert set(data) == {"narrative", "name", "score", "scores", "narratives", "role", "role_score", "evidence", "language"}
+    assert set(data) == {"narrative", "name", "score", "scores", "narratives", "role", "role_score", "evidence", "language",
+                         "relevance", "relevant", "matches"}
     assert data["narrative"] == "colour-revolutions" and data["name"]
     assert list(pred.scores)[0] == pred.narrative and pred.scores[pred.narrative] == pred.score
     assert list(pred.scores.values()) == sorted(pred.scores.values(), reverse=True)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from disinfo_clf.feeds import read_records
-from disinfo_clf.scoring import CSV_COLUMNS, ScoreSummary, ScoringError, score
+from disinfo_clf.feeds import Record, read_records
+from disinfo_clf.scoring import CSV_COLUMNS, JSONL_KEYS, ScoreSummary, ScoringError, score, score_batch
 from fakes import FakeModel
 
 TESTS = Path(__file__).parent
@@ -111,14 +111,22 @@ def test_resume_of_a_finished_run_adds_nothing(tmp_path: Path) -> None:
 def test_resume_refuses_an_output_of_other_inputs(tmp_path: Path) -> None:
     out = tmp_path / "s.jsonl"
     score(MIXED[:2], out, model=FakeModel())
-    with pytest.raises(ScoringError, match="does not belong to these inputs: its row 1 has id 'a1'"):
+    with pytest.raises(ScoringError, match="written for other inputs or another model .the inputs were .*articles.jsonl"):
         score(MIXED[1:], out, model=FakeModel(), resume=True)
-    with pytest.raises(ScoringError, match="holds more rows"):
+    with pytest.raises(ScoringError, match="written for other inputs"):
         score(MIXED[:1], out, model=FakeModel(), resume=True)
+    # Behind the manifest, the rows themselves are checked against the records.
+    rows = out.read_text(encoding="utf-8").replace('"id": "a1"', '"id": "zz"', 1)
+    out.write_text(rows, encoding="utf-8")
+    with pytest.raises(ScoringError, match="does not belong to these inputs: its row 1 has id 'zz'"):
+        score(MIXED[:2], out, model=FakeModel(), resume=True)
+    out.write_text(rows.replace('"id": "zz"', '"id": "a1"') * 2, encoding="utf-8")
+    with pytest.raises(ScoringError, match="holds more rows"):
+        score(MIXED[:2], out, model=FakeModel(), resume=True)
     score(MIXED[:2], tmp_path / "s.csv", model=FakeModel(), fmt="csv")
-    with pytest.raises(ScoringError, match="line 1 is not JSON"):
+    with pytest.raises(ScoringError, match="the output format was 'csv', now 'jsonl'"):
         score(MIXED[:2], tmp_path / "s.csv", model=FakeModel(), resume=True)
-    with pytest.raises(ScoringError, match="header is not that of a scoring CSV"):
+    with pytest.raises(ScoringError, match="the output format was 'jsonl', now 'csv'"):
         score(MIXED[:2], out, model=FakeModel(), fmt="csv", resume=True)
 
 
@@ -216,3 +224,25 @@ def test_memory_stays_bounded_on_a_large_input(tmp_path: Path) -> None:
     records, max_rss_mb = map(int, result.stdout.split())
     assert records == 100_000
     assert max_rss_mb < 300, f"peak RSS {max_rss_mb} MB"
+
+
+def test_score_batch_gives_one_row_per_record_with_the_row_schema() -> None:
+    records = [Record("a", "NATO news", "s", 1), Record("b", None, "s", 2, error="empty text"),
+               Record("c", None, "s", 3, warning="skipped: a named pipe"), Record("d", "\ud83d", "s", 4)]
+    rows = score_batch(records, FakeModel(), {})
+    assert [tuple(row) for row in rows] == [JSONL_KEYS] * 4
+    assert [(r["id"], r["narrative"], r["error"], r["warning"]) for r in rows[:3]] == [
+        ("a", "nato-threat", None, None), ("b", None, "empty text", None), ("c", None, None, "skipped: a named pipe")]
+    assert "lone UTF-16 surrogate" in rows[3]["error"]
+    summary = ScoreSummary()
+    for row in rows:
+        summary.add(row)
+    assert (summary.scored, summary.errors, summary.skipped) == (1, 2, 1)
+
+
+def test_unknown_engines_and_stray_engine_options_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ScoringError, match="unknown engine 'spark'; choose one of local, ray"):
+        score(MIXED[:1], tmp_path / "s.jsonl", model=FakeModel(), engine="spark")
+    with pytest.raises(ScoringError, match="workers: options of the ray engine"):
+        score(MIXED[:1], tmp_path / "s.jsonl", model=FakeModel(), workers=2)
+    assert not (tmp_path / "s.jsonl").exists()

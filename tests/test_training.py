@@ -13,7 +13,7 @@ from disinfo_clf.cli import main
 from disinfo_clf.config import ConfigError, load_config
 from disinfo_clf.model_card import render_card
 from disinfo_clf.models.base import load_classifier
-from disinfo_clf.resources import DEFAULT_MODEL_DIR, ROLE_MODEL_DIR, TAXONOMY_YAML
+from disinfo_clf.resources import DEFAULT_MODEL_DIR, MODELS_DIR, ROLE_MODEL_DIR, TAXONOMY_YAML
 from disinfo_clf.training import evaluate_dir, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,9 +98,46 @@ def test_shipped_role_model_meets_its_accuracy_target() -> None:
     assert test["accuracy"] >= 0.95 and test["n"] > 1000
 
 
-def test_refit_model_refuses_an_in_sample_evaluation() -> None:
-    with pytest.raises(ValueError, match="refit on all periods"):
-        evaluate_dir(DEFAULT_MODEL_DIR)
+def test_refit_model_without_a_time_split_copy_is_evaluated_in_sample_and_says_so(tmp_path: Path) -> None:
+    """A refit directory that keeps no time-split model (older runs): evaluate measures the refit
+    model on data it was trained on, says so, and leaves its held-out metrics and card alone."""
+    model_dir = Path(shutil.copytree(MODELS_DIR / "narratives-linear", tmp_path / "model"))  # never the shipped copy
+    shutil.rmtree(model_dir / "time-split", ignore_errors=True)
+    assert load_config(model_dir / "training_config.yaml").refit_on_all_data
+    before = {p.name: p.read_bytes() for p in model_dir.iterdir() if p.is_file()}
+    metrics = evaluate_dir(model_dir, split="validation")
+    assert metrics["in_sample"] and metrics["_note"].startswith("IN-SAMPLE")
+    held_out = json.loads((model_dir / "metrics.json").read_text())["splits"]["validation"]
+    assert metrics["splits"]["validation"]["macro_f1"] > held_out["macro_f1"]  # in-sample numbers flatter the model
+    assert {p.name: p.read_bytes() for p in model_dir.iterdir() if p.is_file()} == before
+
+
+@pytest.fixture(scope="module")
+def refit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """configs/linear.yaml as shipped (refit on all data), on a quarter of the cases."""
+    config = load_config(ROOT / "configs" / "linear.yaml", ["data.max_cases=3000", "linear.max_features=30000"])
+    assert config.refit_on_all_data
+    return train(config, output_dir=tmp_path_factory.mktemp("refit") / "narratives-linear",
+                 config_path="configs/linear.yaml").model_dir
+
+
+def test_train_then_evaluate_of_a_refit_model_reproduces_its_held_out_numbers(
+        refit_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    written = json.loads((refit_dir / "metrics.json").read_text())
+    assert written["refit"]["time_split_model"] == "time-split" and (refit_dir / "time-split" / "disinfo_clf.json").is_file()
+    card = (refit_dir / "README.md").read_text()
+    assert "kept in `time-split/`" in card and f"disinfo-clf evaluate {refit_dir}" in card
+    assert main(["evaluate", str(refit_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "held-out numbers of the time-split model" in out and "IN-SAMPLE" not in out
+    again = json.loads((refit_dir / "metrics.json").read_text())
+    for split in ("validation", "test"):
+        for key in ("macro_f1", "micro_f1", "samples_f1", "top1_hit", "ece"):
+            assert again["splits"][split][key] == pytest.approx(written["splits"][split][key], abs=1e-12)
+            assert f"{written['splits'][split][key]:.3f}" in out
+    refit, time_split = load_classifier(refit_dir), load_classifier(refit_dir / "time-split")
+    assert refit.meta.thresholds == time_split.meta.thresholds and refit.meta.calibration == time_split.meta.calibration
+    assert (refit_dir / "linear.safetensors").read_bytes() != (refit_dir / "time-split" / "linear.safetensors").read_bytes()
 
 
 def test_missing_encoder_path_says_how_to_fix_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from typing import Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -38,12 +38,27 @@ _NUMBER_ABBREVIATIONS = frozenset(
 )
 _INITIALISM = re.compile(r"(?:[^\W\d_]{1,2}\.)+[^\W\d_]{1,2}")  # U.S, e.g, i.e, т.е
 
-DEBUNK_CUES = re.compile(
-    r"pro-Kremlin|disinformation (?:narrative|claim)|\bthis claim\b|\bthe claim is\b"
-    r"|\bno (?:factual |credible )?evidence\b|\brecurring\b|\bcontrary to\b|\bdebunk"
-    r"|\bnot based on facts\b",
-    re.IGNORECASE,
-)
+_DEBUNK_WORDING = {
+    "en": r"pro-Kremlin|disinformation (?:narrative|claim)|\bthis claim\b|\bthe claim is\b"
+          r"|\bno (?:factual |credible )?evidence\b|\brecurring\b|\bcontrary to\b|\bdebunk|\bnot based on facts\b",
+    "ru": r"прокремл|дезинформационн|\bэто утверждение|нет (?:никаких )?доказательств|без (?:каких-либо )?доказательств"
+          r"|\bповторяющ|\bвопреки\b|опроверг|не основан\w* на фактах",
+    "uk": r"прокремлівськ|дезінформаційн|\bце твердження|немає (?:жодних )?доказів|без (?:жодних )?доказів"
+          r"|\bповторюван|\bвсупереч\b|спростов|не ґрунту\w* на фактах",
+    "bg": r"прокремълск|дезинформационн|\bтова твърдение|няма (?:никакви )?доказателства|без (?:никакви )?доказателства"
+          r"|\bповтарящ|\bпротивно на\b|опроверг|не се основава на факти",
+    "de": r"kremlnah|kremlfreundlich|Desinformations(?:narrativ|behauptung)|\bdiese Behauptung\b|\bkeine (?:\w+ )?Beweise\b"
+          r"|\bwiederkehrend|\bentgegen\b|widerleg|nicht auf Fakten",
+    "fr": r"pro-?kremlin|(?:récit|narratif|affirmation) de désinformation|\bcette affirmation\b|\baucune preuve\b"
+          r"|\bpas de preuve|\brécurrent|\bcontrairement à\b|\bréfut|\bdémenti|pas fondée? sur des faits",
+    "es": r"pro-?kremlin|(?:narrativa|afirmación) de desinformación|\besta afirmación\b|\bno hay (?:ninguna )?prueba"
+          r"|\bsin pruebas\b|\brecurrente|\bcontrariamente a\b|\bdesmient|\brefut|no se basa en hechos",
+    "pl": r"prokremlowsk|(?:narracj\w*|twierdzeni\w*) dezinformacyjn|\bto twierdzenie\b|\bbrak (?:\w+ )?dowodów"
+          r"|\bnie ma (?:\w+ )?dowodów|\bpowtarzając\w* się|\bwbrew\b|\bzdementow|nie opiera się na faktach",
+}
+"""EUvsDisinfo debunk wording, with the same phrases in the other languages the role model is
+measured on (one faithful rendering each; no phrase was added from looking at evaluation data)."""
+DEBUNK_CUES = re.compile("|".join(f"(?:{p})" for p in _DEBUNK_WORDING.values()), re.IGNORECASE)
 """EUvsDisinfo debunk wording: a sentence containing one is taken as debunk (p >= CUE_PROBABILITY)."""
 CUE_PROBABILITY = 0.9
 SPLIT_PENALTY = 0.5
@@ -92,12 +107,16 @@ def line_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
     cuts.append(len(line))
     out: list[tuple[int, int]] = []
     for a, b in zip(cuts, cuts[1:]):
-        piece = line[a:b]
-        stripped = piece.strip()
-        if stripped:
-            lead = len(piece) - len(piece.lstrip())
-            out.append((start + a + lead, start + a + lead + len(stripped)))
+        first = _NOT_BLANK.search(line, a, b)  # offsets only: a long sentence is not copied
+        if first:
+            last = b
+            while line[last - 1].isspace():
+                last -= 1
+            out.append((start + first.start(), start + last))
     return out
+
+
+_NOT_BLANK = re.compile(r"\S")
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
@@ -162,9 +181,11 @@ def role_input(sentence: str, context: str) -> str:
     return f"{sentence}\n{context}"
 
 
-def debunk_probabilities(sentences: Sequence[str], model: RoleModel, contexts: Sequence[str] | None = None) -> np.ndarray:
+def debunk_probabilities(sentences: Sequence[str], model: RoleModel, contexts: Sequence[str] | None = None,
+                         embeddings: np.ndarray | None = None, languages: Sequence[str | None] | None = None) -> np.ndarray:
     """P(debunk) per sentence, read with its paragraph from ``contexts`` (default: the sentence
-    alone), raised to :data:`CUE_PROBABILITY` where a debunk cue occurs."""
+    alone), raised to :data:`CUE_PROBABILITY` where a debunk cue occurs. ``embeddings`` (of the
+    sentences, from the role model's encoder) and ``languages`` go to models that read them."""
     labels = list(model.labels)
     if "debunk" not in labels:
         raise ValueError(
@@ -177,7 +198,12 @@ def debunk_probabilities(sentences: Sequence[str], model: RoleModel, contexts: S
     kwargs = {"show_progress_bar": False} if isinstance(model, TextClassifier) else {}
     contexts = sentences if contexts is None else contexts
     inputs = [role_input(s, c) for s, c in zip(sentences, contexts)]
-    proba = np.asarray(model.predict_proba(inputs, **kwargs), dtype=float)
+    if isinstance(model, TextClassifier):
+        from ..models.combined import read_proba
+
+        proba = read_proba(model, inputs, embeddings=embeddings, languages=languages, show_progress_bar=False)
+    else:
+        proba = np.asarray(model.predict_proba(inputs, **kwargs), dtype=float)
     p = proba[:, labels.index("debunk")]
     cues = np.array([bool(DEBUNK_CUES.search(s)) for s in sentences])
     return np.where(cues, np.maximum(p, CUE_PROBABILITY), p)
@@ -200,3 +226,59 @@ def claim_debunk_switch(
     score[: min(min_claim, n)] = -np.inf
     # On a tie, the later switch: text with no debunk evidence reads as claim.
     return n - int(np.argmax(score[::-1]))
+
+
+WINDOW_CHARS = 400
+"""Sentences are grouped into windows of about this many characters (training claims are this short)."""
+
+
+def text_windows(text: str, max_chars: int = WINDOW_CHARS) -> list[tuple[int, int]]:
+    """Consecutive sentence groups of about ``max_chars`` characters, as offsets into ``text``.
+
+    Prediction scores every window of a text and case matching searches with every window, so a
+    narrative pushed in one paragraph of a long article is found. A sentence longer than
+    ``max_chars`` (text without sentence breaks) is cut into pieces of at most ``max_chars``
+    characters, at white space where there is some: every character other than the white space
+    between windows is in exactly one window, and no window is longer than ``max_chars``, so the
+    memory a text needs grows with its length only.
+    """
+    if not isinstance(max_chars, int) or max_chars < 1:
+        raise ValueError(f"max_chars must be a positive integer, got {max_chars!r}")
+    windows: list[tuple[int, int]] = []
+    start = end = -1
+    for sentence in split_sentences(text):
+        for s, e in _pieces(text, *sentence, max_chars):
+            if start < 0:
+                start, end = s, e
+                continue
+            if e - start > max_chars:
+                windows.append((start, end))
+                start = s
+            end = e
+    if start < 0:  # nothing but white space
+        stripped = text.strip()
+        start = text.index(stripped[0]) if stripped else 0
+        return [(start, start + len(stripped))]
+    windows.append((start, end))
+    return windows
+
+
+_BLANK = re.compile(r"\s+")
+
+
+def _pieces(text: str, start: int, end: int, max_chars: int) -> Iterator[tuple[int, int]]:
+    """``text[start:end]`` (no white space at either end) in pieces of at most ``max_chars``
+    characters: cut at the last white space that fits, else after ``max_chars`` characters."""
+    while end - start > max_chars:
+        cut = start + max_chars
+        blanks = [m for m in _BLANK.finditer(text, start + 1, cut + 1)]
+        if blanks:
+            yield start, blanks[-1].start()
+            start = blanks[-1].end()
+        else:
+            yield start, cut
+            start = cut
+        while start < end and text[start].isspace():  # a cut that fell in a run of white space
+            start += 1
+    if start < end:
+        yield start, end

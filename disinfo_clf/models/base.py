@@ -6,7 +6,8 @@ A model directory follows ``save_pretrained``/``from_pretrained``:
   transformers config, so ``transformers.pipeline("text-classification", model=DIR)`` works);
 - ``disinfo_clf.json``: what this library adds (:class:`ModelMeta`): backend, task, label
   names, per-label thresholds, calibration parameters;
-- weights as safetensors (``model.safetensors`` for the encoder, ``linear.safetensors`` plus
+- weights as safetensors (``model.safetensors`` for the encoder, ``adapter_model.safetensors`` for
+  LoRA adapters with ``base_encoder.json`` naming their base, ``linear.safetensors`` plus
   ``vocabulary.json`` for the linear model); never pickles;
 - optionally ``training_config.yaml``, ``metrics.json`` and a ``README.md`` model card.
 """
@@ -34,7 +35,7 @@ class ModelDirectoryError(FileNotFoundError):
 class ModelMeta:
     """What ``disinfo_clf.json`` holds beside the transformers-style ``config.json``."""
 
-    backend: Literal["linear", "encoder"]
+    backend: Literal["linear", "encoder", "encoder-lora", "embedding-head", "combined"]
     task: Literal["narrative", "role"]
     labels: list[str]
     problem_type: ProblemType
@@ -72,9 +73,12 @@ class ModelMeta:
             )
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(**data)
-        except (ValueError, TypeError) as exc:
+        except ValueError as exc:
             raise ModelDirectoryError(f"{path} is corrupt: {exc}") from exc
+        from .folder_checks import check_meta
+
+        check_meta(data, path)  # a directory can come from anyone: only allowed keys and values
+        return cls(**data)
 
 
 @runtime_checkable
@@ -159,4 +163,16 @@ def load_classifier(directory: str | Path) -> TextClassifier:
         from .encoder import EncoderClassifier
 
         return EncoderClassifier.from_pretrained(directory)
+    if meta.backend == "encoder-lora":
+        from .lora import LoraEncoderClassifier
+
+        return LoraEncoderClassifier.from_pretrained(directory)
+    if meta.backend == "embedding-head":
+        from .embedding_head import EmbeddingHeadClassifier
+
+        return EmbeddingHeadClassifier.from_pretrained(directory)
+    if meta.backend == "combined":
+        from .combined import CombinedClassifier
+
+        return CombinedClassifier.from_pretrained(directory)
     raise ModelDirectoryError(f"{Path(directory, META_FILE)}: unknown backend {meta.backend!r}")

@@ -127,6 +127,11 @@ def _fit_platt_one(scores: np.ndarray, targets: np.ndarray) -> tuple[float, floa
     return a, b
 
 
+def platt_parameters(scores: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
+    """Platt's ``(a, b)`` mapping one binary score vector to ``sigmoid(a * score + b)``."""
+    return _fit_platt_one(np.asarray(scores, dtype=np.float64).ravel(), np.asarray(targets, dtype=np.float64).ravel())
+
+
 def fit_calibration(
     logits: np.ndarray, targets: np.ndarray, method: CalibrationMethod, problem_type: ProblemType
 ) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import sys
+import time
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -22,6 +23,7 @@ from tqdm.auto import tqdm
 
 from .base import (CONFIG_FILE, MULTI_LABEL, CalibratedClassifier, ModelDirectoryError, ModelMeta, ProblemType,
                    progress_disabled, require_files)
+from .encoder_loading import LOADING_ADVICE, TRAINING_ADVICE, load_pretrained_encoder, quiet_progress_bars  # noqa: F401
 
 if TYPE_CHECKING:
     import datasets
@@ -50,45 +52,6 @@ def _limit_threads() -> None:
         available = os.cpu_count() or 1
     if torch.get_num_threads() > available:
         torch.set_num_threads(available)
-
-
-def load_pretrained_encoder(
-    model_name_or_path: str,
-    *,
-    local_files_only: bool = False,
-    labels: Sequence[str] | None = None,
-    problem_type: ProblemType | None = None,
-) -> tuple["PreTrainedTokenizerBase", "PreTrainedModel"]:
-    """Load a tokenizer and a sequence-classification model from a Hub name or local directory,
-    with a fresh head for ``labels`` when given; fails with advice on what to pass instead."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    kwargs: dict[str, Any] = {}
-    if labels is not None:
-        kwargs = {
-            "num_labels": len(labels),
-            "problem_type": problem_type,
-            "id2label": dict(enumerate(labels)),
-            "label2id": {label: i for i, label in enumerate(labels)},
-            # A checkpoint that already has a head for other labels gets a new one.
-            "ignore_mismatched_sizes": True,
-        }
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model_name_or_path, local_files_only=local_files_only)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            model_name_or_path, local_files_only=local_files_only, use_safetensors=True, **kwargs
-        )
-    except (OSError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        where = "local directory" if Path(model_name_or_path).exists() else "model"
-        raise ModelDirectoryError(
-            f"cannot load the encoder {model_name_or_path!r} ({where}): {reason}\n"
-            "Set encoder.model_name_or_path to a local directory holding a transformers model "
-            "(config.json, tokenizer files and model.safetensors), build a tiny one with "
-            "`disinfo-clf build-tiny-encoder DIR`, or set encoder.local_files_only: false "
-            "on a machine with access to the Hugging Face Hub."
-        ) from exc
-    return tokenizer, model
 
 
 class EncoderClassifier(CalibratedClassifier):
@@ -186,7 +149,7 @@ class EncoderClassifier(CalibratedClassifier):
         """
         meta = ModelMeta.load(directory)
         require_files(directory, [CONFIG_FILE, WEIGHTS_FILE])
-        tokenizer, model = load_pretrained_encoder(str(directory), local_files_only=True)
+        tokenizer, model = load_pretrained_encoder(str(directory), local_files_only=True, advice=LOADING_ADVICE)
         config_labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         if config_labels != list(meta.labels):
             raise ModelDirectoryError(
@@ -198,6 +161,13 @@ class EncoderClassifier(CalibratedClassifier):
         return cls(model, tokenizer, meta)
 
     # ---- training ---------------------------------------------------------------------------
+
+    @classmethod
+    def _training_model(cls, config: "EncoderConfig", labels: list[str],
+                        problem_type: ProblemType) -> tuple["PreTrainedTokenizerBase", "PreTrainedModel"]:
+        """The tokenizer and the model to train: the pretrained encoder with a fresh head for ``labels``."""
+        return load_pretrained_encoder(config.model_name_or_path, local_files_only=config.local_files_only,
+                                       labels=labels, problem_type=problem_type)
 
     @classmethod
     def train(
@@ -228,12 +198,14 @@ class EncoderClassifier(CalibratedClassifier):
             if missing:
                 raise ValueError(f"the {name} dataset lacks column(s) {sorted(missing)}; it needs 'text' and 'labels'")
         set_seed(seed)
-        tokenizer, model = load_pretrained_encoder(
-            config.model_name_or_path,
-            local_files_only=config.local_files_only,
-            labels=list(labels),
-            problem_type=problem_type,
-        )
+        if config.lora_r and cls is EncoderClassifier:  # adapters only, on a frozen base: models/lora.py
+            from .lora import LoraEncoderClassifier
+
+            return LoraEncoderClassifier.train(train, validation, labels=labels, problem_type=problem_type, config=config,
+                                               seed=seed, output_dir=output_dir, label_names=label_names, task=task)
+        if config.train_subset and config.train_subset < len(train):  # evenly over time: the data is time-ordered
+            train = train.select(np.linspace(0, len(train), config.train_subset, endpoint=False).astype(np.int64).tolist())
+        tokenizer, model = cls._training_model(config, list(labels), problem_type)
 
         def tokenize(batch: dict[str, list[Any]]) -> dict[str, Any]:
             return tokenizer(batch["text"], truncation=True, max_length=config.max_length)
@@ -242,6 +214,7 @@ class EncoderClassifier(CalibratedClassifier):
             drop = [c for c in dataset.column_names if c != "labels"]
             return dataset.map(tokenize, batched=True, remove_columns=drop, desc="tokenizing")
 
+        quiet_progress_bars()
         train_set, validation_set = prepare(train), prepare(validation)
         strategy = "steps" if config.eval_steps else "epoch"
         checkpoints = Path(output_dir, CHECKPOINTS)
@@ -352,12 +325,16 @@ def _weighted_loss_trainer_class() -> type:
             self.loss_weights = loss_weights
             self.problem_type = problem_type
             self.logs_to_logger = self.pop_callback(PrinterCallback) is not None
+            self.started = time.monotonic()
 
         def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
             super().log(logs, *args, **kwargs)
             if self.logs_to_logger and self.is_world_process_zero():
                 shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in logs.items()}
-                logger.info("step %d: %s", self.state.global_step, shown)
+                step, total = self.state.global_step, self.state.max_steps
+                left = (time.monotonic() - self.started) / step * (total - step) if step and total else 0.0
+                logger.info("step %d of %d, epoch %.2f, about %.0f s left: %s", step, total, self.state.epoch or 0.0,
+                            left, shown)
 
         def compute_loss(
             self,

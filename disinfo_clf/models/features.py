@@ -21,6 +21,9 @@ from ..cues import CueMatcher
 ANALYZERS = ("word", "char")
 _WORD_CACHE_SIZE = 200_000
 """Distinct words whose character n-grams are remembered between calls."""
+_TABLE_LIMIT = 1 << 24
+"""Vocabulary columns the remembered words may hold in all (64 MB): long "words" (text without
+spaces) have many n-grams each, so the cache is bounded by size as well as by count."""
 _DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 _TOKENS = re.compile(r"\w\w+")
 _ABSENT = repeat(-1)
@@ -255,7 +258,7 @@ class CharWbTransform(_TfidfRows):
         words = list(chain.from_iterable(split))
         rows = np.repeat(np.arange(len(texts)), np.fromiter(map(len, split), dtype=np.int64, count=len(texts)))
         with self._lock:  # the table grows as words come; threads may share a model
-            if len(self._word_ids) >= _WORD_CACHE_SIZE:
+            if len(self._word_ids) >= _WORD_CACHE_SIZE or self._used >= _TABLE_LIMIT:
                 self._clear()
             ids = np.fromiter(map(self._word_ids.get, words, _ABSENT), dtype=np.int64, count=len(words))
             missing = np.flatnonzero(ids < 0)

