@@ -168,6 +168,18 @@ def _cmd_encoder_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_encoder_prepare(args: argparse.Namespace) -> int:
+    from .encoders import E5_SMALL, EncoderSourceError, load_encoder
+
+    try:
+        encoder = load_encoder(args.name_or_path or E5_SMALL, backend=args.backend)
+    except EncoderSourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{encoder.directory} ({encoder.backend})")
+    return 0
+
+
 def _cmd_match(args: argparse.Namespace) -> int:
     from .index import match
 
@@ -279,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "DISINFO_CLF_HOME defaulting to ~/.cache/disinfo_clf)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing directory")
     p.set_defaults(func=_cmd_encoder_build)
+    p = encoder.add_parser("prepare", help="make the encoder ready for fast first use: build it if needed and "
+                                           "export its int8 ONNX copy (what the default model runs on a CPU)")
+    p.add_argument("name_or_path", nargs="?", default=None,
+                   help="Hub id or local directory (default: intfloat/multilingual-e5-small)")
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx-int8", "onnx"],
+                   help="inference backend to prepare (default: auto, the one predict uses here)")
+    p.set_defaults(func=_cmd_encoder_prepare)
 
     p = sub.add_parser("match", help="the catalogued cases closest to a text (arguments or standard input)")
     p.add_argument("text", nargs="*", help="texts to match; '-' or none reads standard input")

@@ -124,7 +124,7 @@ class CaseIndex:
         """``(centroids, assignment)`` of a saved inverted-file layout, or ``None``."""
         self.nprobe: int | None = None
         """Inverted lists a faiss search visits (more: closer to exact, slower); ``None``: a 16th of
-        the lists, at least 32 (recall@10 about 0.95 on a million e5-like vectors, see scripts/bench_index.py)."""
+        the lists, at least 32 (on a million e5-like vectors: recall@10 0.98, 10 ms a query; scripts/bench_index.py)."""
         keys: dict[str, int] = {}
         self._groups = np.array([keys.setdefault(normalise_key(c.claim) or c.id, i) for i, c in enumerate(cases)],
                                 dtype=np.int64)

@@ -209,6 +209,26 @@ MULTILINGUAL_LANGUAGES = """- **The training text is English**: EUvsDisinfo summ
   posts and articles. Expect lower numbers on real non-English news, and on languages not listed."""
 
 
+def _relevance_section(model_dir: Path) -> str:
+    """Held-out precision and recall of the relevance flag ("no known narrative"), per language."""
+    path = model_dir / "relevance" / "metrics.json"
+    if not path.is_file():
+        return ""
+    heldout = json.loads(path.read_text(encoding="utf-8")).get("heldout", {})
+    rows = ["## Relevance: does the text engage a known narrative at all?", "",
+            "`Prediction.relevance` is the calibrated probability that a text states or debunks a catalogued "
+            "narrative; below its threshold `narratives` is empty and the output says \"no known narrative\". "
+            "Held out, never tuned on: test-period claims (English, and translated with their debunks) against "
+            "ordinary text written for this project (news, neutral on-topic reporting, bare names, off-topic "
+            "posts; the `heldout` split). How it was fitted: `relevance/README.md`.", "",
+            "| language | positives | recall | ordinary texts | ordinary flagged | precision |", "|---|---:|---:|---:|---:|---:|"]
+    for lang, m in [*heldout.get("by_language", {}).items(), ("all", heldout.get("all", {}))]:
+        if m:
+            rows.append(f"| {lang} | {m['positives']} | {_fmt(m['recall'])} | {m['negatives']} | "
+                        f"{_fmt(m['flagged_negative'])} | {_fmt(m['precision'])} |")
+    return "\n".join(rows) + "\n"
+
+
 def render_card(model_dir: str | Path) -> str:
     """The Markdown model card of a model directory, from its meta, config and metrics files."""
     model_dir = Path(model_dir)
@@ -243,7 +263,7 @@ def render_card(model_dir: str | Path) -> str:
         data_section=_data_section(metrics, config),
         labels_section=_labels_section(meta, metrics),
         metrics_section=_metrics_section(meta, metrics) + "\n\n" + _translated_section(meta, metrics)
-        + "\n" + _variants_section(meta, metrics),
+        + "\n" + _variants_section(meta, metrics) + "\n" + _relevance_section(model_dir),
         languages=", ".join(lang for lang in next(iter((metrics.get("translated") or {"": {"en": 0}}).values())) if lang != "all"),
         reproduce=reproduce,
         language_limitation=MULTILINGUAL_LANGUAGES if metrics.get("translated") and meta.backend != "linear"

@@ -171,6 +171,8 @@ class Model:
         """Predictions for a list of texts, in the same order."""
         _check_texts(texts)
         _check_options(top_k, batch_size)
+        if not texts:
+            return []
         windows = [text_windows(t) for t in texts]
         flat = [t[s:e] for t, ws in zip(texts, windows) for s, e in ws]
         languages = [detect_language(t) for t in texts]
@@ -183,14 +185,18 @@ class Model:
         debunk = debunk_probabilities(flat, self.roles, contexts=flat, embeddings=embeddings, languages=window_languages)
         relevance, matches = self._relevance(flat, windows, languages, embeddings, batch_size, show_progress_bar)
         labels = self.labels
+        # The role of a text: the length-weighted mean of its windows' debunk probabilities.
+        counts = np.fromiter(map(len, windows), dtype=np.int64, count=len(windows))
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        lengths = np.fromiter((e - s for ws in windows for s, e in ws), dtype=np.float64, count=len(flat))
+        text_debunk = np.add.reduceat(debunk * lengths, starts) / np.maximum(np.add.reduceat(lengths, starts), 1e-9)
         out: list[Prediction] = []
         pos = 0
         for index, (text, ws) in enumerate(zip(texts, windows)):
             n = len(ws)
             window_probs = probs[pos : pos + n]
-            text_probs = window_probs.max(axis=0)
-            lengths = np.array([e - s for s, e in ws], dtype=np.float64)
-            p_debunk = float(np.average(debunk[pos : pos + n], weights=lengths))
+            text_probs = window_probs.max(axis=0) if n > 1 else window_probs[0]
+            p_debunk = float(text_debunk[index])
             pos += n
             order = np.argsort(-text_probs, kind="stable")
             top = int(order[0])

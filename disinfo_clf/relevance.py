@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from .resources import MODELS_DIR
+from .resources import DEFAULT_MODEL_DIR
 
 if TYPE_CHECKING:
     from .encoders.inference import Encoder
@@ -38,8 +38,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-RELEVANCE_DIR = MODELS_DIR / "relevance-e5"
-"""The shipped relevance model (fitted on e5 similarities to the shipped case index)."""
+RELEVANCE_DIR = DEFAULT_MODEL_DIR / "relevance"
+"""The default model's relevance part (fitted on e5 similarities to the shipped case index)."""
 MODEL_FILE = "relevance.json"
 METRICS_FILE = "metrics.json"
 FORMAT_VERSION = 1

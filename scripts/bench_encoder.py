@@ -60,17 +60,21 @@ def titles(n: int) -> list[str]:
     return pool[:: max(1, len(pool) // n)][:n]
 
 
-def windows(n: int) -> list[str]:
-    """The sentence windows ``predict`` makes of review claims and disproofs, taken in turn."""
+def windows(n: int, article_chars: int = 2500) -> list[str]:
+    """The sentence windows (about 400 characters) ``predict`` makes of news-article-sized texts:
+    review claims and disproofs run together, cut every ``article_chars`` characters."""
     from disinfo_clf.data import load_review_csv
     from disinfo_clf.data.sentences import text_windows
 
     out: list[str] = []
+    article = ""
     for case in load_review_csv():
-        text = " ".join(part for part in (case.claim, case.debunk) if part)
-        out += [text[s:e] for s, e in text_windows(text)]
-        if len(out) >= n:
-            break
+        article += " ".join(part for part in (case.claim, case.debunk) if part) + "\n\n"
+        if len(article) >= article_chars:
+            out += [article[s:e] for s, e in text_windows(article)]
+            article = ""
+            if len(out) >= n:
+                break
     return out[:n]
 
 
@@ -162,7 +166,7 @@ def run(results: dict[str, Any], *, quick: bool = False) -> None:
             ensure_onnx_model(directory, quantized=quantized)
             exported["int8" if quantized else "float32"] = round(time.perf_counter() - start, 1)
     repeats = 1 if quick else 3
-    short, long = titles(256 if quick else 2000), windows(64 if quick else 500)
+    short, long = titles(256 if quick else 1000), windows(64 if quick else 240)
     st = SentenceTransformer(directory, device="cpu")
     ours = {b: load_encoder(directory, backend=b, device="cpu") for b in BACKENDS}
     contenders: dict[str, Callable[[list[str]], Any]] = {

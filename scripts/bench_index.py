@@ -107,7 +107,7 @@ def bench_synthetic(results: dict[str, Any], n: int = 1_000_000, queries: int = 
     auto = _latency(lambda x: case_index.search(x, 5), q)
     found = case_index.neighbours(q, 10)[1]
     recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, exact)]))
-    out["case_index_auto"] = {**auto, "nprobe": int(case_index._faiss.nprobe), "recall_at_10": round(recall, 3),
+    out["case_index_auto"] = {**auto, "nprobe": int(case_index._faiss.nprobe) if case_index._faiss is not None else None, "recall_at_10": round(recall, 3),
                               "target_ms": 50}
     results["synthetic"] = out
 

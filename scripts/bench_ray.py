@@ -53,8 +53,9 @@ def _timed(fn: Any) -> float:
     return time.perf_counter() - start
 
 
-def bench(records: int = RECORDS, shard_size: int = SHARD_SIZE) -> dict[str, Any]:
-    """Local engine vs Ray with 1 and 2 workers on the same ``records`` records."""
+def bench(records: int = RECORDS, shard_size: int = SHARD_SIZE, model: str | None = None) -> dict[str, Any]:
+    """Local engine vs Ray with 1 and 2 workers on the same ``records`` records, with ``model`` (a
+    directory or tier name; ``None``: the default)."""
     import ray
 
     from disinfo_clf import load_model
@@ -69,15 +70,15 @@ def bench(records: int = RECORDS, shard_size: int = SHARD_SIZE) -> dict[str, Any
             for i, text in enumerate(texts):
                 stream.write(json.dumps({"id": f"item-{i}", "text": text}, ensure_ascii=False) + "\n")
         tiny.write_text("".join(json.dumps({"id": f"t{i}", "text": texts[i]}) + "\n" for i in range(8)), encoding="utf-8")
-        model = load_model()
-        model.predict(texts[-200:])  # warm caches with texts outside the measured ones' order
-        local_s = _timed(lambda: score([source], Path(tmp, "local.jsonl"), model=model, show_progress_bar=False))
+        loaded = load_model(model)
+        loaded.predict(texts[-200:])  # warm caches with texts outside the measured ones' order
+        local_s = _timed(lambda: score([source], Path(tmp, "local.jsonl"), model=loaded, show_progress_bar=False))
         started_ray = not ray.is_initialized()
         if started_ray:
             ray.init(num_cpus=nproc, include_dashboard=False, configure_logging=False, log_to_driver=False)
         try:
-            fixed_s = _timed(lambda: score_ray([tiny], Path(tmp, "ray-tiny"), workers=1, show_progress_bar=False))
-            ray_s = {n: _timed(lambda n=n: score_ray([source], Path(tmp, f"ray-{n}"), workers=n, shard_size=shard_size,
+            fixed_s = _timed(lambda: score_ray([tiny], Path(tmp, "ray-tiny"), model=model, workers=1, show_progress_bar=False))
+            ray_s = {n: _timed(lambda n=n: score_ray([source], Path(tmp, f"ray-{n}"), model=model, workers=n, shard_size=shard_size,
                                                      show_progress_bar=False))
                      for n in (1, 2)}
         finally:
@@ -88,7 +89,7 @@ def bench(records: int = RECORDS, shard_size: int = SHARD_SIZE) -> dict[str, Any
     rates = {n: records / s for n, s in ray_s.items()}
     return {
         "records": records, "mean_chars": round(sum(map(len, texts)) / len(texts)), "shard_size": shard_size,
-        "nproc": nproc, "ray": ray.__version__, "model": model.model_id,
+        "nproc": nproc, "ray": ray.__version__, "model": loaded.model_id,
         "local_s": round(local_s, 1), "local_records_per_s": round(local_rate, 1),
         "ray_1_worker_s": round(ray_s[1], 1), "ray_1_worker_records_per_s": round(rates[1], 1),
         "ray_2_workers_s": round(ray_s[2], 1), "ray_2_workers_records_per_s": round(rates[2], 1),

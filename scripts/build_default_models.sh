@@ -25,5 +25,8 @@ for name in roles-linear narratives-linear roles-e5 narratives-e5 narratives-def
   rm -rf "${models:?}/$name"
   cp -r "runs/$name" "$models/$name"
 done
-cp "$models/narratives-default/README.md" model_card.md
-.venv/bin/python scripts/build_index.py
+.venv/bin/python scripts/build_index.py         # the case index (reuses embeddings when the claims are unchanged)
+.venv/bin/python scripts/train_relevance.py     # narratives-default/relevance: the "no known narrative" flag
+.venv/bin/python -c "from pathlib import Path; from disinfo_clf.model_card import render_card; \
+from disinfo_clf.resources import DEFAULT_MODEL_DIR as d; card = render_card(d); \
+Path(d, 'README.md').write_text(card); Path('model_card.md').write_text(card)"

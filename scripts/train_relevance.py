@@ -2,7 +2,7 @@
 
     python scripts/train_relevance.py [--output DIR] [--backend auto] [--max-fpr 0.05]
 
-Writes disinfo_clf/resources/models/relevance-e5/ (relevance.json, metrics.json). The data, by
+Writes disinfo_clf/resources/models/narratives-default/relevance/ (relevance.json, metrics.json). The data, by
 role (time periods are the narrative dataset's: train < 2019-06-16 <= validation < 2020-01-21
 <= test, from `time_boundaries(..., 0.15, 0.15)` as in configs/linear.yaml):
 
@@ -146,7 +146,7 @@ def card(model: RelevanceModel, metrics: dict) -> str:
     """The model directory's README.md: what it is, how it was fitted, the held-out flag rates."""
     info = model.info
     lines = [
-        "# relevance-e5: does a text engage a known narrative?", "",
+        "# relevance: does a text engage a known narrative?", "",
         "Calibrated probability that a text states or debunks one of the catalogued pro-Kremlin narratives, "
         "from its sentence windows' multilingual-e5-small similarities to the shipped case index (every "
         f"vendored EUvsDisinfo case, {info['index']['cases']:,}), their length, and a probe on the embedding. "

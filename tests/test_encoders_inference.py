@@ -35,7 +35,7 @@ TEXTS = [
     "Die EU hat Sanktionen gegen Russland verhängt, die vor allem den europäischen Bauern schaden.",
     "Украина — это искусственное государство, созданное Западом.",
     "ok",
-    "Ukraine's government is run by a junta that seized power in a coup in 2014, backed by the US State Department. " * 3,
+    "Ukraine's government is run by a junta that seized power in a coup in 2014, backed by the US. " * 3,
 ]
 
 
@@ -166,6 +166,18 @@ def test_onnx_float32_equals_torch_and_int8_is_close(tiny_dir: Path, torch_encod
     cosine = (int8_encoder.embed(texts) * reference).sum(axis=1)
     assert cosine.min() >= 0.99, cosine.min()
     assert int8_encoder.fingerprint == torch_encoder.fingerprint
+
+
+def test_int8_model_is_a_fraction_of_the_float32_one(tiny_dir: Path, int8_encoder: Encoder) -> None:
+    import onnx
+
+    float32 = load_encoder(tiny_dir, backend="onnx").model_path
+    size = {p: sum(f.stat().st_size for f in p.parent.glob(f"{p.stem}-*.data"))
+            for p in (float32, int8_encoder.model_path)}
+    assert size[int8_encoder.model_path] < 0.4 * size[float32]
+    graph = onnx.load(str(int8_encoder.model_path), load_external_data=False).graph
+    tables = {t.name: t.data_type for t in graph.initializer}
+    assert tables["encoder.embeddings.word_embeddings.weight_int8"] == onnx.TensorProto.INT8
 
 
 def test_auto_picks_int8_onnx_on_a_cpu(tiny_dir: Path) -> None:

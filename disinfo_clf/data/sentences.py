@@ -60,6 +60,18 @@ _DEBUNK_WORDING = {
 measured on (one faithful rendering each; no phrase was added from looking at evaluation data)."""
 DEBUNK_CUES = re.compile("|".join(f"(?:{p})" for p in _DEBUNK_WORDING.values()), re.IGNORECASE)
 """EUvsDisinfo debunk wording: a sentence containing one is taken as debunk (p >= CUE_PROBABILITY)."""
+_DEBUNK_BY_LANGUAGE = {lang: re.compile(p, re.IGNORECASE) for lang, p in _DEBUNK_WORDING.items()}
+
+
+def has_debunk_cue(text: str, language: str | None = None) -> bool:
+    """Whether ``text`` holds debunk wording: the English phrases and those of ``language``
+    (every language's when it is unknown; one pattern is far cheaper than all eight)."""
+    if language is None:
+        return DEBUNK_CUES.search(text) is not None
+    if _DEBUNK_BY_LANGUAGE["en"].search(text):
+        return True
+    own = _DEBUNK_BY_LANGUAGE.get(language)
+    return own is not None and language != "en" and own.search(text) is not None
 CUE_PROBABILITY = 0.9
 SPLIT_PENALTY = 0.5
 """Cost, in sentences of agreement, of switching from claim to debunk inside a line."""
@@ -205,7 +217,8 @@ def debunk_probabilities(sentences: Sequence[str], model: RoleModel, contexts: S
     else:
         proba = np.asarray(model.predict_proba(inputs, **kwargs), dtype=float)
     p = proba[:, labels.index("debunk")]
-    cues = np.array([bool(DEBUNK_CUES.search(s)) for s in sentences])
+    langs = languages if languages is not None else [None] * len(sentences)
+    cues = np.array([has_debunk_cue(s, lang) for s, lang in zip(sentences, langs)], dtype=bool)
     return np.where(cues, np.maximum(p, CUE_PROBABILITY), p)
 
 

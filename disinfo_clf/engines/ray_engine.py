@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from ..feeds import InputError
 from ..models.base import ModelDirectoryError, progress_disabled
 from ..scoring import ScoreSummary, ScoringError
+from ..resources import TIERS
 from .manifest import Manifest, count_part, prepare_output, remove_temporary_files
 from .shards import DEFAULT_SHARD_SIZE, FORMATS, ModelSpec, Shard, ShardScorer, plan_shards
 from .sources import check_sources, fingerprint_sources, is_uri, read_sources
@@ -54,12 +55,15 @@ def _import_ray() -> Any:
 
 
 def model_spec(model: Any) -> ModelSpec:
-    """How workers get ``model``: its directory (``None``: the default), or a factory they call.
+    """How workers get ``model``: its directory (``None``: the default; a tier name such as ``"fast"``
+    stands for the shipped directory), or a factory they call.
 
     A loaded model cannot travel to other machines; pass its directory instead.
     """
     if model is None:
         return ("path", None)
+    if isinstance(model, str) and model in TIERS:
+        return ("path", str(TIERS[model]))
     if isinstance(model, (str, os.PathLike)):
         directory = Path(model).expanduser().resolve()
         if not directory.is_dir():

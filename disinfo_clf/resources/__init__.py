@@ -12,7 +12,7 @@ TAXONOMY_YAML = RESOURCES / "narratives.yaml"
 MODELS_DIR = RESOURCES / "models"
 FAST_MODEL_DIR = MODELS_DIR / "narratives-linear"
 """The ``fast`` tier: the English TF-IDF model, for very large English streams."""
-DEFAULT_MODEL_DIR = FAST_MODEL_DIR  # TODO(lead): MODELS_DIR / "narratives-default" once built
+DEFAULT_MODEL_DIR = MODELS_DIR / "narratives-default"
 """The ``default`` tier: multilingual-e5-small heads mixed with the fast model, with relevance and matches."""
 ROLE_MODEL_DIR = MODELS_DIR / "roles-linear"
 TIERS = {"default": DEFAULT_MODEL_DIR, "fast": FAST_MODEL_DIR}
