@@ -99,14 +99,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_predict(args: argparse.Namespace) -> int:
-    from .predict import load_model
-
-    texts = [t for t in args.text if t != "-"]
-    if not texts or "-" in args.text:
+def _texts_from(arguments: list[str]) -> list[str]:
+    """The texts given as arguments, and standard input as one more text when none is given or '-' is."""
+    texts = [t for t in arguments if t != "-"]
+    if not texts or "-" in arguments:
         stdin = sys.stdin.read()
         if stdin.strip():
             texts.append(stdin)
+    return texts
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .predict import load_model
+
+    texts = _texts_from(args.text)
     if not texts:
         print("error: give a text to classify, as an argument or on standard input", file=sys.stderr)
         return 2
@@ -183,11 +189,7 @@ def _cmd_encoder_prepare(args: argparse.Namespace) -> int:
 def _cmd_match(args: argparse.Namespace) -> int:
     from .index import match
 
-    texts = [t for t in args.text if t != "-"]
-    if not texts or "-" in args.text:
-        stdin = sys.stdin.read()
-        if stdin.strip():
-            texts.append(stdin)
+    texts = _texts_from(args.text)
     if not texts:
         print("error: give a text to match, as an argument or on standard input", file=sys.stderr)
         return 2

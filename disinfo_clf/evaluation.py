@@ -17,6 +17,8 @@ from .models.calibration import expected_calibration_error, reliability_curve
 
 logger = logging.getLogger(__name__)
 
+METRICS_FILE = "metrics.json"
+"""Where a model directory keeps its measured metrics."""
 MIN_LANGUAGE_SUPPORT = 20
 """Languages with fewer test cases than this are pooled as ``other`` in per-language results."""
 

@@ -36,7 +36,7 @@ FORMATS = ("jsonl", "csv", "tsv", "feed", "folder", "text", "html", "lines")
 """``text``/``html``: a whole file is one item; ``lines``: one item per non-blank line."""
 _ALIASES = {"json": "jsonl", "ndjson": "jsonl", "rss": "feed", "atom": "feed", "xml": "feed",
             "dir": "folder", "txt": "text", "htm": "html"}
-_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv",
+EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv",
                ".xml": "feed", ".rss": "feed", ".atom": "feed", ".txt": "text", ".html": "html", ".htm": "html"}
 _SNIFF_LINES = 20
 _BINARY_SNIFF_BYTES = 8192
@@ -62,18 +62,23 @@ def read_records(inputs: Sequence[str | Path], *, text_field: str | None = None,
     """All records of ``inputs`` in order, with ids made unique (``x``, ``x#2``, ``x#3``...)."""
     inputs = [inputs] if isinstance(inputs, (str, Path)) else inputs
     check_inputs(inputs)
+    yield from unique_ids(record for inp in inputs
+                          for record in read_input(inp, text_field=text_field, id_field=id_field, input_format=input_format))
+
+
+def unique_ids(records: Iterable[Record]) -> Iterator[Record]:
+    """``records`` with repeated ids renamed ``x#2``, ``x#3``... (a record keeps its id the first time)."""
     seen: set[str] = set()
     next_suffix: dict[str, int] = {}
-    for inp in inputs:
-        for record in read_input(inp, text_field=text_field, id_field=id_field, input_format=input_format):
-            if record.id in seen:
-                base, n = record.id, next_suffix.get(record.id, 2)
-                while f"{base}#{n}" in seen:
-                    n += 1
-                next_suffix[base] = n + 1
-                record.id = f"{base}#{n}"
-            seen.add(record.id)
-            yield record
+    for record in records:
+        if record.id in seen:
+            base, n = record.id, next_suffix.get(record.id, 2)
+            while f"{base}#{n}" in seen:
+                n += 1
+            next_suffix[base] = n + 1
+            record.id = f"{base}#{n}"
+        seen.add(record.id)
+        yield record
 
 
 def read_input(inp: str | Path, *, text_field: str | None = None, id_field: str | None = None,
@@ -83,15 +88,15 @@ def read_input(inp: str | Path, *, text_field: str | None = None, id_field: str 
     fmt = normalize_format(input_format) if input_format else None
     try:
         if source == "stdin":
-            yield from _read_stream(sys.stdin.buffer, source, fmt, text_field, id_field)
+            yield from read_stream(sys.stdin.buffer, source, fmt, text_field, id_field)
             return
         path = Path(inp)
         if path.is_dir():
             yield from _read_folder(path)
             return
-        fmt = fmt or _EXTENSIONS.get(path.suffix.lower())
+        fmt = fmt or EXTENSIONS.get(path.suffix.lower())
         with path.open("rb") as stream:
-            yield from _read_stream(stream, source, fmt, text_field, id_field)
+            yield from read_stream(stream, source, fmt, text_field, id_field)
     except OSError as exc:
         raise InputError(f"{printable_path(exc.filename or source)}: cannot read: {exc.strerror or exc}") from exc
 
@@ -112,7 +117,7 @@ def _binary_error(head: bytes, source: str) -> str | None:
     return f"{source}: {what}, not text: {fix.format(path=source)}"
 
 
-def _read_stream(stream: BinaryIO, source: str, fmt: str | None, text_field: str | None,
+def read_stream(stream: BinaryIO, source: str, fmt: str | None, text_field: str | None,
                  id_field: str | None) -> Iterator[Record]:
     head = stream.peek(_BINARY_SNIFF_BYTES) if hasattr(stream, "peek") else b""
     if fmt in ("feed", "text", "html"):
@@ -335,4 +340,3 @@ def _document(data: bytes, source: str, *, html: bool) -> Record:
     return Record(source, text or None, source, None, None if text else "empty text", {"path": source}, warning)
 
 
-_from_mapping = from_mapping  # the name the Ray engine's readers use

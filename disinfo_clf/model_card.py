@@ -13,6 +13,9 @@ import yaml
 
 from .models.base import ModelMeta
 
+CARD_FILE = "README.md"
+"""The model card's file name inside a model directory."""
+
 TEMPLATE = """\
 ---
 library_name: disinfo_clf

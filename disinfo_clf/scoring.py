@@ -7,6 +7,7 @@ Every input record gives exactly one row: a scored row (prediction keys set), an
 """
 from __future__ import annotations
 
+import collections
 import csv
 import io
 import itertools
@@ -183,13 +184,19 @@ def score(inputs: Sequence[str | Path], output: str | Path | None, *, model: Sco
     try:
         with tqdm(desc="scoring", unit=" records", disable=progress_disabled(show_progress_bar)) as bar:
             records = read_records(inputs, text_field=text_field, id_field=id_field, input_format=input_format)
-            records = _skip_done(records, sink.done_rows(), summary, sink.name)
-            for batch in _batches(records, batch_size):
-                rows = score_batch(batch, model, predict_kwargs)
+            records, replay = _skip_done(records, sink.done_rows(), summary, sink.name, batch_size)
+            first = next(records, None)
+            records, replay = (iter(()), []) if first is None else (itertools.chain([first], records), replay)
+            for batch in _batches(itertools.chain(replay, records), batch_size):
+                # A resumed run scores the already written records of its first batch again, unwritten, so that
+                # every batch holds the records it held in the interrupted run: scores can depend on batch mates
+                # in their last bits (BLAS kernels), and the output must be the same bytes.
+                rows = score_batch(batch, model, predict_kwargs)[len(replay):]
+                replay = []
                 sink.write(rows)
                 for row in rows:
                     summary.add(row)
-                bar.update(len(batch))
+                bar.update(len(rows))
     except InputError as exc:
         raise ScoringError(str(exc)) from exc
     finally:
@@ -213,8 +220,10 @@ def _batches(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
 
 
 def _skip_done(records: Iterator[Record], done: Iterator[dict[str, Any]], summary: ScoreSummary,
-               output: str) -> Iterator[Record]:
-    """``records`` after those already written in ``done``, checking that both have the same ids."""
+               output: str, batch_size: int) -> tuple[Iterator[Record], list[Record]]:
+    """``records`` after those already written in ``done`` (checking that both have the same ids),
+    and the written records of the batch the interrupted run was in."""
+    tail: collections.deque[Record] = collections.deque(maxlen=batch_size)
     for position, row in enumerate(done, 1):
         record = next(records, None)
         if record is None:
@@ -226,9 +235,11 @@ def _skip_done(records: Iterator[Record], done: Iterator[dict[str, Any]], summar
                                "--text-field, --id-field and --format, or start a new output file.")
         summary.add(row)
         summary.resumed += 1
+        tail.append(record)
     if summary.resumed:
         logger.info("%s: resuming after %d rows already written", output, summary.resumed)
-    yield from records
+    partial = summary.resumed % batch_size
+    return records, list(tail)[len(tail) - partial:] if partial else []
 
 
 def score_batch(records: list[Record], model: ScoringModel, predict_kwargs: dict[str, Any]) -> list[dict[str, Any]]:

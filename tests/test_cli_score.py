@@ -27,7 +27,7 @@ def test_score_accounts_for_every_record_of_every_input(tmp_path: Path, capsys: 
     assert any("broken.xml" in r["source"] for r in errors)
     assert all(r["narrative"] is None for r in errors)
     model_id = scored[0]["model"]
-    assert model_id.startswith("narratives-linear")
+    assert model_id.startswith("narratives-default")
     for row in scored:
         assert row["narrative"] in row["scores"] and row["role"] in ("claim", "debunk") and row["model"] == model_id
     summary = capsys.readouterr().err

@@ -172,7 +172,7 @@ def test_int8_model_is_a_fraction_of_the_float32_one(tiny_dir: Path, int8_encode
     import onnx
 
     float32 = load_encoder(tiny_dir, backend="onnx").model_path
-    size = {p: sum(f.stat().st_size for f in p.parent.glob(f"{p.stem}-*.data"))
+    size = {p: sum(f.stat().st_size for f in p.parent.glob(f"{p.stem}.*.data"))
             for p in (float32, int8_encoder.model_path)}
     assert size[int8_encoder.model_path] < 0.4 * size[float32]
     graph = onnx.load(str(int8_encoder.model_path), load_external_data=False).graph
@@ -201,9 +201,9 @@ def test_auto_falls_back_to_torch_when_no_onnx_model_can_be_made(fresh_dir: Path
 
 def test_onnx_model_is_exported_once_and_reused(fresh_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = load_encoder(fresh_dir, backend="onnx-int8")
-    model = fresh_dir / "onnx" / "model-int8.onnx"
+    model = first.model_path
     sidecar = json.loads(model.with_suffix(".json").read_text(encoding="utf-8"))
-    assert first.model_path == model and sidecar["weights_sha256"] == first.fingerprint
+    assert model.parent == fresh_dir / "onnx" and sidecar["weights_sha256"] == first.fingerprint
     assert (model.parent / sidecar["data_file"]).is_file()
     stamp = model.stat().st_mtime_ns
 
@@ -245,7 +245,19 @@ def test_changed_weights_export_again(fresh_dir: Path) -> None:
     sidecar = json.loads(after.model_path.with_suffix(".json").read_text(encoding="utf-8"))
     assert sidecar["weights_sha256"] == after.fingerprint
     assert not np.allclose(after.embed(TEXTS), old_vectors, atol=1e-3)
-    assert len(list(after.model_path.parent.glob("model-int8-*.data"))) == 1, "old weights file left behind"
+    assert len(list(after.model_path.parent.glob("model-int8.*.data"))) == 1, "old weights file left behind"
+
+
+def test_an_export_removes_older_recipes_and_keeps_newer_ones(fresh_dir: Path) -> None:
+    cache = fresh_dir / "onnx"
+    cache.mkdir()
+    older = [cache / "model-int8.r1.onnx", cache / "model-int8.r1.json", cache / "model-int8.r1.0123456789ab.data"]
+    newer = [cache / f"model-int8.r{onnx_module.RECIPE + 1}.onnx", cache / "model.r1.onnx"]
+    for path in older + newer:
+        path.write_bytes(b"x")
+    load_encoder(fresh_dir, backend="onnx-int8")
+    assert not any(p.exists() for p in older)
+    assert all(p.exists() for p in newer), "another version's (or the float32 model's) files were removed"
 
 
 def test_failed_export_leaves_no_cached_model(fresh_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -256,7 +268,7 @@ def test_failed_export_leaves_no_cached_model(fresh_dir: Path, monkeypatch: pyte
     with pytest.raises(RuntimeError, match="quantizer crashed"):
         load_encoder(fresh_dir, backend="onnx-int8")
     cache = fresh_dir / "onnx"
-    assert not (cache / "model-int8.onnx").exists() and not (cache / "model-int8.json").exists()
+    assert not list(cache.glob("model-int8*")), "a partial export was left as the cached model"
     assert not list(cache.glob(".export-*")), "temporary export folder left behind"
 
 

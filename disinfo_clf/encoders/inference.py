@@ -223,13 +223,18 @@ class Encoder:
         encode = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
         return encode(texts, add_special_tokens=True)
 
+    batch_independent = True
+    """Whether a text's embedding is the same whatever else shares its batch. Dynamic int8
+    quantization scales activations per batch tensor, so there each text runs alone: its scores then
+    never depend on its neighbours (a resumed run reproduces an uninterrupted one byte for byte)."""
+
     def _batches(self, lengths: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
         """Row indices of each batch, longest texts first, rows times width within the token budget."""
         order = np.argsort(-lengths, kind="stable")
         start = 0
         while start < len(order):
             width = int(lengths[order[start]])
-            rows = max(1, min(batch_size, self.tokens_per_batch // max(width, 1)))
+            rows = max(1, min(batch_size, self.tokens_per_batch // max(width, 1))) if self.batch_independent else 1
             yield order[start:start + rows]
             start += rows
 

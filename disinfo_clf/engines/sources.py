@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import feeds
-from ..feeds import STDIN, InputError, Record
+from ..feeds import STDIN, InputError, Record, unique_ids
+from ..records import from_mapping
 from ..folders import DOCUMENT_SUFFIXES
 
 __all__ = ["PARQUET", "check_sources", "fingerprint_sources", "is_uri", "read_sources"]
@@ -74,21 +75,7 @@ def read_sources(inputs: Sequence[str | Path], *, text_field: str | None = None,
         return
     check_sources(inputs, input_format)
     records = itertools.chain.from_iterable(_read_one(str(inp), text_field, id_field, input_format) for inp in inputs)
-    yield from _unique_ids(records)
-
-
-def _unique_ids(records: Iterator[Record]) -> Iterator[Record]:
-    seen: set[str] = set()
-    next_suffix: dict[str, int] = {}
-    for record in records:
-        if record.id in seen:
-            base, n = record.id, next_suffix.get(record.id, 2)
-            while f"{base}#{n}" in seen:
-                n += 1
-            next_suffix[base] = n + 1
-            record.id = f"{base}#{n}"
-        seen.add(record.id)
-        yield record
+    yield from unique_ids(records)
 
 
 def _has_parquet(inp: str | Path) -> bool:
@@ -140,9 +127,9 @@ def _read_remote_file(fs: Any, path: str, source: str, text_field: str | None, i
             yield from _read_parquet(stream, source, text_field, id_field)
         return
     # feeds' own format table and stream reader, so that a remote file gives the records a local copy gives.
-    kind = feeds.normalize_format(input_format) if input_format else feeds._EXTENSIONS.get(Path(path).suffix.lower())  # noqa: SLF001
+    kind = feeds.normalize_format(input_format) if input_format else feeds.EXTENSIONS.get(Path(path).suffix.lower())
     with fs.open_input_stream(path) as stream:
-        yield from feeds._read_stream(stream, source, kind, text_field, id_field)  # noqa: SLF001
+        yield from feeds.read_stream(stream, source, kind, text_field, id_field)
 
 
 def _read_parquet(stream: Any, source: str, text_field: str | None, id_field: str | None) -> Iterator[Record]:
@@ -162,7 +149,7 @@ def _read_parquet(stream: Any, source: str, text_field: str | None, id_field: st
     for batch in parquet.iter_batches(batch_size=_ROWS_PER_READ):
         for row in batch.to_pylist():
             line += 1
-            yield feeds._from_mapping(row, source, line, text_field, id_field, None)  # noqa: SLF001
+            yield from_mapping(row, source, line, text_field, id_field, None)
 
 
 def fingerprint_sources(inputs: Sequence[str | Path], *, text_field: str | None = None, id_field: str | None = None,

@@ -58,7 +58,11 @@ class EmbeddingCache:
     def embed(self, encoder: "Encoder", texts: Sequence[str], *, prefix: str, batch_size: int = 64,
               show_progress_bar: bool | None = None) -> np.ndarray:
         """``encoder.embed(texts, prefix=prefix)``, computing only the texts not seen before."""
-        name = hashlib.sha256(f"{encoder.fingerprint}\0{getattr(encoder, 'backend', '')}\0{prefix}".encode()).hexdigest()[:24]
+        batching = "alone" if not getattr(encoder, "batch_independent", True) else "batched"
+        # The ONNX file's name carries its export recipe: another recipe gives other embeddings.
+        model_file = Path(getattr(encoder, "model_path", "") or "").name
+        key = f"{encoder.fingerprint}\0{getattr(encoder, 'backend', '')}\0{model_file}\0{batching}\0{prefix}"
+        name = hashlib.sha256(key.encode()).hexdigest()[:24]
         table = self._table(name)
         keys = [_key(t) for t in texts]
         missing = sorted({k: i for i, k in enumerate(keys) if k not in table}.values())
