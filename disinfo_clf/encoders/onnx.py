@@ -52,13 +52,13 @@ On multilingual-e5-small this lifts the int8-vs-float32 cosine from 0.9966 to 0.
 to 0.998) for about 10% of the int8 speed; all twelve layers gain no more than the first six."""
 _FFN_OUTPUT = re.compile(r"/layer\.(\d+)/output/dense/MatMul$")
 _BASE = {False: "model", True: "model-int8"}
+_WEIGHTS_CACHE = "weights.json"
 
 
 def _model_name(quantized: bool) -> str:
     """``model.r<recipe>.onnx`` / ``model-int8.r<recipe>.onnx``: library versions with different
     recipes keep their own files rather than exporting over each other's."""
     return f"{_BASE[quantized]}.r{RECIPE}.onnx"
-_WEIGHTS_CACHE = "weights.json"
 
 
 def _home() -> Path:
