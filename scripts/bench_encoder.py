@@ -176,7 +176,9 @@ def run(results: dict[str, Any], *, quick: bool = False) -> None:
     }
     section: dict[str, Any] = {"encoder": directory, "cpu_cores": available_cores(), "quick": quick,
                                "torch_threads": ours["torch"].threads, "onnx_export_s": exported,
-                               "tokens_per_batch": {b: e.tokens_per_batch for b, e in ours.items()}}
+                               "tokens_per_batch": {b: e.tokens_per_batch for b, e in ours.items()},
+                               "one_text_per_run": {b: not e.batch_independent for b, e in ours.items()},
+                               "parallel_runs": {b: e.parallel_runs for b, e in ours.items()}}
     for name, texts in (("titles", short), ("windows", long)):
         for fn in contenders.values():
             fn(texts[:32])  # warm-up: first-batch allocations and lazy initialisation

@@ -86,6 +86,18 @@ def test_order_and_values_do_not_depend_on_batching(torch_encoder: Encoder, titl
     np.testing.assert_allclose(together, reversed_order, atol=1e-5)
 
 
+def test_int8_embeddings_do_not_depend_on_batching_or_threads(tiny_dir: Path, int8_encoder: Encoder,
+                                                              titles: list[str]) -> None:
+    texts = titles[:30] + TEXTS
+    parallel = load_encoder(tiny_dir, backend="onnx-int8", threads=2)
+    assert parallel.parallel_runs == min(2, available_cores())
+    together = parallel.embed(texts)
+    one_by_one = np.concatenate([int8_encoder.embed([t]) for t in texts])
+    single_thread = load_encoder(tiny_dir, backend="onnx-int8", threads=1).embed(texts[::-1])[::-1]
+    np.testing.assert_array_equal(together, one_by_one)
+    np.testing.assert_array_equal(together, single_thread)
+
+
 def test_batches_are_length_sorted_padded_to_their_longest_text_and_within_the_budget(
         tiny_dir: Path, titles: list[str]) -> None:
     encoder = load_encoder(tiny_dir, backend="torch", device="cpu", tokens_per_batch=300)

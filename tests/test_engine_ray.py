@@ -28,7 +28,7 @@ ROOT = TESTS.parent
 DATA = TESTS / "data" / "feeds"
 MIXED = [str(DATA / name) for name in ("articles.jsonl", "articles.csv", "legacy_cp1252.csv", "feed.rss",
                                        "feed.atom", "broken.xml", "folder")]
-FLOATS = ("score", "role_score")
+FLOATS = ("score", "role_score", "relevance")
 
 
 @pytest.fixture(scope="session")
@@ -80,10 +80,15 @@ def _assert_same_rows(got: list[dict[str, Any]], expected: list[dict[str, Any]])
         assert mine.keys() == theirs.keys()
         for key in mine:
             if key in FLOATS and theirs[key] is not None:
-                assert mine[key] == pytest.approx(theirs[key], abs=1e-9), (mine["id"], key)
+                # Shards batch records differently from the local engine: float noise in the last digits.
+                tolerance = 2e-4 if key == "relevance" else 1e-6  # relevance is rounded to 4 decimals
+                assert mine[key] == pytest.approx(theirs[key], abs=tolerance), (mine["id"], key)
             elif key == "scores" and theirs[key] is not None:
                 assert list(mine[key]) == list(theirs[key])
-                assert list(mine[key].values()) == pytest.approx(list(theirs[key].values()), abs=1e-9)
+                assert list(mine[key].values()) == pytest.approx(list(theirs[key].values()), abs=1e-6)
+            elif key == "matches" and theirs[key]:
+                assert [m["id"] for m in mine[key]] == [m["id"] for m in theirs[key]], mine["id"]
+                assert [m["score"] for m in mine[key]] == pytest.approx([m["score"] for m in theirs[key]], abs=1e-6)
             else:
                 assert mine[key] == theirs[key], (mine["id"], key)
 

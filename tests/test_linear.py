@@ -325,12 +325,12 @@ def test_cue_with_exclusions_matches_what_python_lookaround_matches():
 
 def test_shipped_models_fast_features_equal_scikit_learn():
     from disinfo_clf.data.exports import load_database_csv, load_review_csv
-    from disinfo_clf.resources import DEFAULT_MODEL_DIR, ROLE_MODEL_DIR
+    from disinfo_clf.resources import FAST_MODEL_DIR, ROLE_MODEL_DIR
 
     cases = load_review_csv()[:40]
     texts = [c.title for c in load_database_csv()[:300]] + [f"{c.claim}\n\n{c.debunk}" for c in cases]
     texts += [f"{t}\n{t}" for t in texts[-5:]]  # as the role model reads a window
-    for directory in (DEFAULT_MODEL_DIR, ROLE_MODEL_DIR):
+    for directory in (FAST_MODEL_DIR, ROLE_MODEL_DIR):
         shipped = load_classifier(directory)
         for name, vectorizer in shipped.vectorizers.items():
             fast = fast_transform(vectorizer)

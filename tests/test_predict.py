@@ -11,7 +11,7 @@ from disinfo_clf import Prediction, load_model, predict
 from disinfo_clf.cli import main
 from disinfo_clf.data import parse_file
 from disinfo_clf.models.base import ModelDirectoryError
-from disinfo_clf.resources import DEFAULT_MODEL_DIR, seed_paths
+from disinfo_clf.resources import DEFAULT_MODEL_DIR, FAST_MODEL_DIR, seed_paths
 
 # (seed file prefix, case index) -> the narrative its debunk names
 SEED_NARRATIVES = {
@@ -62,7 +62,10 @@ def test_a_list_gives_a_list_in_order_and_a_string_one_prediction() -> None:
     assert [p.narrative for p in batch] == ["nato-aggression", "skripal-poisoning", "crimea-russian"]
     assert all(isinstance(p, Prediction) for p in batch)
     singles = [predict(t) for t in texts]
-    assert [p.to_dict() for p in singles] == [p.to_dict() for p in batch]
+    for one, many in zip(singles, batch):  # alone or in a list: the same prediction (up to float noise)
+        assert (one.narrative, one.narratives, one.role, one.relevant) == (many.narrative, many.narratives, many.role, many.relevant)
+        assert list(one.scores.values()) == pytest.approx(list(many.scores.values()), abs=1e-6)
+        assert [m.id for m in one.matches] == [m.id for m in many.matches]
     assert predict(tuple(texts)) == batch
 
 
@@ -129,8 +132,11 @@ def test_bad_input_names_the_position(texts: object, error: type, message: str) 
 def test_missing_or_corrupt_model_directory_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ModelDirectoryError, match="does not exist"):
         predict("text", model=tmp_path / "nowhere")
+    moved = shutil.copytree(DEFAULT_MODEL_DIR, tmp_path / "moved")  # a combined model without its parts
+    with pytest.raises(ModelDirectoryError, match="narratives-e5"):
+        predict("text", model=moved)
     broken = tmp_path / "broken"
-    shutil.copytree(DEFAULT_MODEL_DIR, broken)
+    shutil.copytree(FAST_MODEL_DIR, broken)
     (broken / "linear.safetensors").unlink()
     with pytest.raises(ModelDirectoryError, match="linear.safetensors"):
         predict("text", model=broken)

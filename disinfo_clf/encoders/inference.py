@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import sys
+from collections import deque
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -228,6 +229,10 @@ class Encoder:
     quantization scales activations per batch tensor, so there each text runs alone: its scores then
     never depend on its neighbours (a resumed run reproduces an uninterrupted one byte for byte)."""
 
+    parallel_runs = 1
+    """Batches run at once, each on one thread (the int8 backend's one-text batches are too small
+    to share between threads, so its cores each take a text)."""
+
     def _batches(self, lengths: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
         """Row indices of each batch, longest texts first, rows times width within the token budget."""
         order = np.argsort(-lengths, kind="stable")
@@ -243,8 +248,8 @@ class Encoder:
         """Embeddings of ``texts``, float32, shape ``(len(texts), dim)``, rows L2-normalised, in
         input order. ``prefix`` is put before every text (E5: ``"query: "`` for symmetric tasks).
         ``batch_size`` caps the rows of a batch; long texts get fewer rows (a token budget).
-        Text beyond :attr:`max_length` tokens is cut off. The float32 backends give each text the
-        same embedding whatever it is batched with; int8 ones within a cosine of ~1e-4."""
+        Text beyond :attr:`max_length` tokens is cut off. A text gets the same embedding whatever
+        it is batched with (the int8 backend runs each text alone, :attr:`batch_independent`)."""
         if isinstance(texts, str):
             raise TypeError("embed() takes a sequence of texts; wrap a single text in a list: embed([text])")
         texts = list(texts)
@@ -262,16 +267,42 @@ class Encoder:
                 chunk = texts[chunk_start:chunk_start + SORT_CHUNK]
                 ids = [e.ids for e in self._encode([prefix + t for t in chunk])]
                 lengths = np.fromiter(map(len, ids), np.int64, len(ids))
-                for rows in self._batches(lengths, batch_size):
-                    width = int(lengths[rows[0]])
-                    batch = np.full((len(rows), width), self.pad_id, dtype=np.int64)
-                    mask = np.zeros((len(rows), width), dtype=np.int64)
-                    for i, row in enumerate(rows):
-                        batch[i, :lengths[row]] = ids[row]
-                        mask[i, :lengths[row]] = 1
-                    out[chunk_start + rows] = self._forward(batch, mask)
+                for rows, vectors in self._run(self._padded(ids, lengths, batch_size)):
+                    out[chunk_start + rows] = vectors
                     bar.update(len(rows))
         return out
+
+    def _padded(self, ids: list[list[int]], lengths: np.ndarray,
+                batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """``(rows, input_ids, attention_mask)`` of each batch, padded to its longest text."""
+        for rows in self._batches(lengths, batch_size):
+            width = int(lengths[rows[0]])
+            batch = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for i, row in enumerate(rows):
+                batch[i, :lengths[row]] = ids[row]
+                mask[i, :lengths[row]] = 1
+            yield rows, batch, mask
+
+    def _run(self, batches: Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]
+             ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(rows, embeddings)`` of each batch, in order; :attr:`parallel_runs` at a time."""
+        if self.parallel_runs <= 1:
+            for rows, batch, mask in batches:
+                yield rows, self._forward(batch, mask)
+            return
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        pending: deque[tuple[np.ndarray, Future[np.ndarray]]] = deque()
+        with ThreadPoolExecutor(self.parallel_runs, thread_name_prefix="embed") as pool:
+            for rows, batch, mask in batches:
+                pending.append((rows, pool.submit(self._forward, batch, mask)))
+                if len(pending) >= 4 * self.parallel_runs:  # bounded look-ahead: memory stays flat
+                    done, future = pending.popleft()
+                    yield done, future.result()
+            while pending:
+                done, future = pending.popleft()
+                yield done, future.result()
 
 
 class TorchEncoder(Encoder):

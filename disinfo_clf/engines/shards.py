@@ -137,11 +137,13 @@ def _arrow_types() -> dict[str, Any]:
     import pyarrow as pa
 
     evidence = pa.struct([("text", pa.string()), ("start", pa.int64()), ("end", pa.int64())])
+    case_match = pa.struct([("id", pa.string()), ("url", pa.string()), ("title", pa.string()), ("claim", pa.string()),
+                            ("date", pa.string()), ("narratives", pa.list_(pa.string())), ("score", pa.float64())])
     return {"id": pa.string(), "narrative": pa.string(), "name": pa.string(), "score": pa.float64(),
             "scores": pa.map_(pa.string(), pa.float64()), "narratives": pa.list_(pa.string()), "role": pa.string(),
             "role_score": pa.float64(), "evidence": evidence, "language": pa.string(), "model": pa.string(),
             "source": pa.string(), "line": pa.int64(), "warning": pa.string(), "error": pa.string(),
-            "relevance": pa.float64()}
+            "relevance": pa.float64(), "relevant": pa.bool_(), "matches": pa.list_(case_match)}
 
 
 def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:
