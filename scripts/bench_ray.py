@@ -28,23 +28,10 @@ SHARD_SIZE = 1_000
 
 
 def news_texts(n: int, seed: int = 0) -> list[str]:
-    """``n`` news-like texts from the vendored exports: titles, claims, disproofs, and short articles of several."""
-    from disinfo_clf.data import load_database_csv, load_review_csv
+    """``n`` news-like texts from the vendored exports (the same mix as benchmark.py's score feed)."""
+    from benchmark import feed_texts  # scripts/ is on sys.path when benchmark.py runs this
 
-    rng = random.Random(seed)
-    titles = [c.title for c in load_database_csv() if c.title]
-    reviews = load_review_csv()
-    pool = titles + [c.claim for c in reviews if c.claim] + [c.debunk for c in reviews if c.debunk]
-    out = []
-    for _ in range(n):
-        kind = rng.random()
-        if kind < 0.5:
-            out.append(rng.choice(titles))
-        elif kind < 0.8:
-            out.append(rng.choice(pool))
-        else:
-            out.append("\n\n".join(rng.sample(pool, k=rng.randint(2, 6))))
-    return out
+    return feed_texts(random.Random(seed), n)
 
 
 def _timed(fn: Any) -> float:

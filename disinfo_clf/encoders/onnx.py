@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from .source import cache_home
 from .inference import WEIGHTS_FILE, Encoder, EncoderLoadError, quiet_loading
 
 logger = logging.getLogger(__name__)
@@ -60,14 +61,9 @@ def _model_name(quantized: bool) -> str:
     return f"{_BASE[quantized]}.r{RECIPE}.onnx"
 
 
-def _home() -> Path:
-    home = os.environ.get("DISINFO_CLF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "disinfo_clf")
-    return Path(home)
-
-
 def _fallback_dir(directory: Path) -> Path:
     key = hashlib.sha256(str(directory.resolve()).encode("utf-8")).hexdigest()[:16]
-    return _home() / "onnx" / key
+    return cache_home() / "onnx" / key
 
 
 def _writable(path: Path) -> bool:

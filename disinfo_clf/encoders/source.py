@@ -38,13 +38,14 @@ class EncoderSourceError(RuntimeError):
     """No usable source for the encoder weights, or a directory that fails its checksum."""
 
 
-def default_encoder_dir() -> Path:
-    """The user's cache copy: ``$DISINFO_CLF_HOME/encoders/multilingual-e5-small``.
+def cache_home() -> Path:
+    """Root of this library's user cache: ``$DISINFO_CLF_HOME``, default ``~/.cache/disinfo_clf``."""
+    return Path(os.environ.get("DISINFO_CLF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "disinfo_clf"))
 
-    ``DISINFO_CLF_HOME`` defaults to ``~/.cache/disinfo_clf``.
-    """
-    home = os.environ.get("DISINFO_CLF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "disinfo_clf")
-    return Path(home) / "encoders" / E5_SMALL.split("/")[-1]
+
+def default_encoder_dir() -> Path:
+    """The user's cache copy: ``$DISINFO_CLF_HOME/encoders/multilingual-e5-small``."""
+    return cache_home() / "encoders" / E5_SMALL.split("/")[-1]
 
 
 def build_encoder(directory: str | Path | None = None, *, overwrite: bool = False) -> Path:

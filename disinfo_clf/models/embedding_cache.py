@@ -19,15 +19,12 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
+from ..encoders.source import cache_home
+
 if TYPE_CHECKING:
     from ..encoders.inference import Encoder
 
 logger = logging.getLogger(__name__)
-
-
-def cache_home() -> Path:
-    """Root of this library's user cache: ``$DISINFO_CLF_HOME`` or ``~/.cache/disinfo_clf``."""
-    return Path(os.environ.get("DISINFO_CLF_HOME") or Path.home() / ".cache" / "disinfo_clf")
 
 
 def _key(text: str) -> bytes:
