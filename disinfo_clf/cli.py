@@ -2,12 +2,26 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Sequence
+
+from . import __version__
+from .config import ConfigError, load_config
+from .data import parse_document, read_document, segment
+from .encoders import E5_SMALL, EncoderSourceError, build_encoder, load_encoder
+from .matching.index import build_index, match
+from .models.meta import ModelDirectoryError
+from .prediction import load_model
+from .scoring import score
+from .taxonomy import load_taxonomy
+from .training.datasets import SplitReport, build_datasets
+from .training.train import METRICS_FILE, evaluate_dir, train
 
 logger = logging.getLogger("disinfo_clf")
 
@@ -30,7 +44,6 @@ def _positive_int(value: str) -> int:
 
 
 def _cmd_data_build(args: argparse.Namespace) -> int:
-    from .datasets import SplitReport, build_datasets
 
     out = Path(args.output)
     for task in ("narratives", "roles"):
@@ -43,8 +56,6 @@ def _cmd_data_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_show(args: argparse.Namespace) -> int:
-    from .data import parse_document, read_document, segment
-    from .taxonomy import load_taxonomy
 
     taxonomy = load_taxonomy()
     text = read_document(args.file)
@@ -66,8 +77,6 @@ def _cmd_data_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .config import load_config
-    from .training import train
 
     if not args.verbose:  # stage lines (and bars on a terminal) while training runs for minutes
         logging.getLogger("disinfo_clf").setLevel(logging.INFO)
@@ -81,7 +90,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .training import METRICS_FILE, evaluate_dir
 
     metrics = evaluate_dir(args.model_dir, split=args.split)
     if metrics.get("_note"):
@@ -110,7 +118,6 @@ def _texts_from(arguments: list[str]) -> list[str]:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .predict import load_model
 
     texts = _texts_from(args.text)
     if not texts:
@@ -127,8 +134,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from .predict import load_model
-    from .scoring import score
 
     summary = score(
         args.inputs,
@@ -154,16 +159,12 @@ def _engine_options(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _cmd_build_tiny(args: argparse.Namespace) -> int:
-    from .datasets import corpus_texts
-    from .models.tiny import build_tiny_encoder
-
-    path = build_tiny_encoder(args.output_dir, texts=corpus_texts())
-    print(f"tiny encoder written to {path}")
-    return 0
+    print("error: build-tiny-encoder is a test tool and no longer ships with the package; from a source "
+          f"checkout run: python tests/tiny_encoder.py {args.output_dir}", file=sys.stderr)
+    return 2
 
 
 def _cmd_encoder_build(args: argparse.Namespace) -> int:
-    from .encoders import EncoderSourceError, build_encoder
 
     try:
         path = build_encoder(args.directory, overwrite=args.overwrite)
@@ -175,7 +176,6 @@ def _cmd_encoder_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_encoder_prepare(args: argparse.Namespace) -> int:
-    from .encoders import E5_SMALL, EncoderSourceError, load_encoder
 
     try:
         encoder = load_encoder(args.name_or_path or E5_SMALL, backend=args.backend)
@@ -187,7 +187,6 @@ def _cmd_encoder_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_match(args: argparse.Namespace) -> int:
-    from .index import match
 
     texts = _texts_from(args.text)
     if not texts:
@@ -207,7 +206,6 @@ def _cmd_match(args: argparse.Namespace) -> int:
 
 
 def _cmd_index_build(args: argparse.Namespace) -> int:
-    from .index import build_index
 
     index = build_index(args.cases, args.output, overwrite=args.overwrite)
     print(f"indexed {len(index)} cases into {args.output} (search it with --index {args.output})")
@@ -216,7 +214,6 @@ def _cmd_index_build(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    from . import __version__
 
     parser = argparse.ArgumentParser(prog="disinfo-clf", description=DESCRIPTION)
     parser.add_argument("-v", "--verbose", action="count", default=0,
@@ -349,11 +346,6 @@ def _quiet_libraries(verbose: int) -> None:
 def _report(exc: Exception, verbose: int) -> int:
     """Print ``exc`` as one ``error:`` line (after its traceback with -v); exit status 2 for a bad
     config or model directory, else 1."""
-    import errno
-    import traceback
-
-    from .config import ConfigError
-    from .models.base import ModelDirectoryError
 
     if verbose:
         traceback.print_exception(exc, file=sys.stderr)

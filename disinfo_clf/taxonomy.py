@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from .cues import CueMatcher, check_cue
-from .data.vocabulary import keyword_key
+from .text.vocabulary import keyword_key
 from .resources import TAXONOMY_YAML
 
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")

@@ -64,7 +64,7 @@ def windows(n: int, article_chars: int = 2500) -> list[str]:
     """The sentence windows (about 400 characters) ``predict`` makes of news-article-sized texts:
     review claims and disproofs run together, cut every ``article_chars`` characters."""
     from disinfo_clf.data import load_review_csv
-    from disinfo_clf.data.sentences import text_windows
+    from disinfo_clf.text.sentences import text_windows
 
     out: list[str] = []
     article = ""

@@ -25,13 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from disinfo_clf.casefile import IndexedCase
-from disinfo_clf.index import CaseIndex, IndexMeta, encoder_for, load_index, match
-from disinfo_clf.vectors import exact_topk, ivf_index, train_ivf
+from disinfo_clf.matching.casefile import IndexedCase
+from disinfo_clf.matching.index import CaseIndex, IndexMeta, encoder_for, load_index, match
+from disinfo_clf.matching.vectors import exact_topk, ivf_index, train_ivf
 
 
 def _short_texts(n: int) -> list[str]:
-    from disinfo_clf.casefile import vendored_cases
+    from disinfo_clf.matching.casefile import vendored_cases
 
     titles = [c.title for c in vendored_cases() if len(c.title) < 120]
     step = max(1, len(titles) // n)

@@ -46,7 +46,7 @@ def bench(records: int = RECORDS, shard_size: int = SHARD_SIZE, model: str | Non
     import ray
 
     from disinfo_clf import load_model
-    from disinfo_clf.engines.ray_engine import score_ray
+    from disinfo_clf.scoring.ray.engine import score_ray
     from disinfo_clf.scoring import score
 
     nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

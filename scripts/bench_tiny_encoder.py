@@ -19,9 +19,9 @@ def bench_tiny_encoder(titles: list[str], tokenizer_texts: list[str], batch_size
     from transformers.utils import logging as hf_logging
 
     from disinfo_clf import load_model, predict
-    from disinfo_clf.models.base import MULTI_LABEL, ModelMeta
+    from disinfo_clf.models.meta import MULTI_LABEL, ModelMeta
     from disinfo_clf.models.encoder import EncoderClassifier, load_pretrained_encoder
-    from disinfo_clf.models.tiny import build_tiny_encoder
+    from tiny_encoder import build_tiny_encoder
     from disinfo_clf.resources import ROLE_MODEL_DIR
     from disinfo_clf.taxonomy import load_taxonomy
 

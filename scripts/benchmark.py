@@ -41,7 +41,7 @@ PEAK_RSS_WRAPPER = (
 FIRST_CALL = (
     "import time; t = time.perf_counter()\n"
     "try:\n    from disinfo_clf import predict\n"
-    "except ImportError:\n    from disinfo_clf.predict import predict\n"
+    "except ImportError:\n    from disinfo_clf.prediction import predict\n"
     "predict('NATO promised not to expand east and lied.'); print(time.perf_counter() - t)"
 )
 TARGETS = {
@@ -83,7 +83,7 @@ def articles(n: int, size: int = ARTICLE_CHARS) -> list[str]:
     """News-article-sized texts from real review claims and disproofs: whole sentences, a paragraph
     per claim or disproof, cut at the sentence end nearest below ``size`` characters."""
     from disinfo_clf.data import load_review_csv
-    from disinfo_clf.data.sentences import split_sentences
+    from disinfo_clf.text.sentences import split_sentences
 
     out: list[str] = []
     current = ""

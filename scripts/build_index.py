@@ -16,9 +16,9 @@ import logging
 import sys
 from pathlib import Path
 
-from disinfo_clf.casefile import vendored_cases
+from disinfo_clf.matching.casefile import vendored_cases
 from disinfo_clf.encoders import E5_SMALL, load_encoder
-from disinfo_clf.index import INDEX_DIR, CaseIndex, CaseIndexError, data_sha256, texts_sha256
+from disinfo_clf.matching.index import INDEX_DIR, CaseIndex, CaseIndexError, data_sha256, texts_sha256
 
 logger = logging.getLogger("build_index")
 

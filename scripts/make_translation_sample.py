@@ -35,8 +35,8 @@ from typing import Any, Sequence
 
 from disinfo_clf.config import DataConfig, load_config
 from disinfo_clf.data.exports import load_review_csv
-from disinfo_clf.data.sentences import split_sentences
-from disinfo_clf.datasets import build_datasets
+from disinfo_clf.text.sentences import split_sentences
+from disinfo_clf.training.datasets import build_datasets
 from disinfo_clf.taxonomy import Taxonomy, load_taxonomy
 
 logger = logging.getLogger("make_translation_sample")

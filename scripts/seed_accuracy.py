@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 from disinfo_clf.data.cases import SPAN_LABELS, Span
 from disinfo_clf.data.documents import segment
-from disinfo_clf.data.sentences import CueRoleModel, RoleModel
+from disinfo_clf.models.roles import CueRoleModel, RoleModel
 from disinfo_clf.resources import ROLE_MODEL_DIR, SEEDS_DIR
 
 DEFAULT_GOLD = Path(__file__).resolve().parents[1] / "tests" / "data" / "seed_gold.json"

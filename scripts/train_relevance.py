@@ -36,13 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
-from disinfo_clf.data.sentences import text_windows
-from disinfo_clf.datasets import time_boundaries
+from disinfo_clf.text.sentences import text_windows
+from disinfo_clf.training.datasets import time_boundaries
 from disinfo_clf.encoders import load_encoder
-from disinfo_clf.index import PREFIX, CaseIndex, load_index
-from disinfo_clf.language import detect_language
-from disinfo_clf.models.embedding_cache import EmbeddingCache
-from disinfo_clf.relevance import (GROUPS, NEIGHBOURS, RELEVANCE_DIR, RelevanceModel, flag_metrics, index_features,
+from disinfo_clf.matching.index import PREFIX, CaseIndex, load_index
+from disinfo_clf.text.language import detect_language
+from disinfo_clf.encoders.cache import EmbeddingCache
+from disinfo_clf.matching.relevance import (GROUPS, NEIGHBOURS, RELEVANCE_DIR, RelevanceModel, flag_metrics, index_features,
                                    language_group)
 from disinfo_clf.resources import DATA_DIR
 

@@ -34,7 +34,7 @@ def titles() -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory, titles: list[str]) -> Path:
     """A tiny random encoder with a WordPiece tokenizer trained on our titles, saved with save_pretrained."""
-    from disinfo_clf.models.tiny import build_tiny_encoder
+    from tiny_encoder import build_tiny_encoder
 
     return build_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"), texts=titles[:4000], vocab_size=4000)
 
@@ -43,7 +43,7 @@ def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory, titles: list[str]
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_encoder_dir: Path) -> Path:
     """THE tiny model: a narrative classifier trained with configs/tiny-encoder.yaml on the tiny encoder."""
     from disinfo_clf.config import load_config
-    from disinfo_clf.training import train
+    from disinfo_clf.training.train import train
 
     out = tmp_path_factory.mktemp("tiny-model")
     config = load_config(

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 import zlib
 
-from disinfo_clf.predict import Evidence, Prediction
+from disinfo_clf.prediction import Evidence, Prediction
 
 NARRATIVES = {"nato": ("nato-threat", "NATO threatens Russia"), "nazi": ("ukraine-nazi", "Ukraine is run by Nazis")}
 

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from disinfo_clf.models.base import MULTI_LABEL, SINGLE_LABEL
+from disinfo_clf.models.meta import MULTI_LABEL, SINGLE_LABEL
 from disinfo_clf.models.calibration import (
     apply_calibration,
     expected_calibration_error,

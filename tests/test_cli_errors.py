@@ -80,7 +80,7 @@ def test_corrupt_weights_are_one_line_naming_the_file_and_the_fix(tmp_path: Path
 
 def test_a_full_disk_while_training_is_one_line_and_leaves_the_old_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    import disinfo_clf.training as training
+    import disinfo_clf.training.train as training
 
     out = tmp_path / "roles"
     out.mkdir()
@@ -99,14 +99,12 @@ def test_a_full_disk_while_training_is_one_line_and_leaves_the_old_model(tmp_pat
 
 def test_unexpected_errors_are_one_line_and_the_traceback_comes_with_v(monkeypatch: pytest.MonkeyPatch,
                                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    import importlib
-
-    predict_module = importlib.import_module("disinfo_clf.predict")  # the package exports a function of that name
+    from disinfo_clf import cli
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the model exploded")
 
-    monkeypatch.setattr(predict_module, "load_model", broken)
+    monkeypatch.setattr(cli, "load_model", broken)
     assert main(["predict", "NATO troops"]) == 1
     line = _one_error_line(capsys.readouterr().err)
     assert "RuntimeError: the model exploded" in line and "-v" in line
@@ -128,7 +126,7 @@ def test_train_refuses_an_existing_directory_without_overwrite(tmp_path: Path, c
 
 def test_overwrite_replaces_the_directory_only_once_the_new_model_is_complete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    import disinfo_clf.training as training
+    import disinfo_clf.training.train as training
 
     out = tmp_path / "roles"
     assert main(["train", "--config", *QUICK_ROLES, "--output-dir", str(out)]) == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from disinfo_clf.cli import main
-from disinfo_clf.feeds import read_records
+from disinfo_clf.feeds.readers import read_records
 
 FEEDS = Path(__file__).resolve().parent / "data" / "feeds"
 INPUTS = [FEEDS / "articles.jsonl", FEEDS / "articles.csv", FEEDS / "legacy_cp1252.csv", FEEDS / "feed.rss",

@@ -9,8 +9,8 @@ import pytest
 
 from disinfo_clf.cli import main
 from disinfo_clf.data import Case, load_review_csv
-from disinfo_clf.data.vocabulary import normalise_key
-from disinfo_clf.datasets import SplitReport, build_datasets, time_boundaries
+from disinfo_clf.text.vocabulary import normalise_key
+from disinfo_clf.training.datasets import SplitReport, build_datasets, time_boundaries
 from disinfo_clf.taxonomy import load_taxonomy
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from disinfo_clf.data.cases import Case
 from disinfo_clf.data.documents import parse_document, parse_file, segment
-from disinfo_clf.data.sentences import CueRoleModel, RoleModel, role_model as load_role_model
+from disinfo_clf.models.roles import CueRoleModel, RoleModel, role_model as load_role_model
 from disinfo_clf.resources import ROLE_MODEL_DIR, seed_paths
 
 PATHS = {path.name[:3]: path for path in seed_paths()}

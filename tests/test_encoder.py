@@ -12,7 +12,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from disinfo_clf.config import EncoderConfig  # noqa: E402
-from disinfo_clf.models.base import MULTI_LABEL, SINGLE_LABEL, ModelDirectoryError, load_classifier  # noqa: E402
+from disinfo_clf.models.meta import MULTI_LABEL, SINGLE_LABEL, ModelDirectoryError  # noqa: E402
+from disinfo_clf.models.registry import load_classifier  # noqa: E402
 from disinfo_clf.models.encoder import EncoderClassifier, class_weights, load_pretrained_encoder  # noqa: E402
 
 KEYWORDS = ["ukraine", "nato"]

@@ -19,14 +19,9 @@ import pytest
 
 from disinfo_clf.encoders import onnx as onnx_module
 from disinfo_clf.encoders.onnx import OnnxEncoder
-from disinfo_clf.encoders.inference import (
-    Encoder,
-    TorchEncoder,
-    available_cores,
-    cuda_available,
-    load_encoder,
-    thread_count,
-)
+from disinfo_clf.encoders import weights as weights_module
+from disinfo_clf.encoders.base import Encoder, available_cores, cuda_available, thread_count
+from disinfo_clf.encoders.inference import TorchEncoder, load_encoder
 
 DATA = Path(__file__).parent / "data" / "encoder_texts.jsonl"
 TEXTS = [
@@ -223,7 +218,7 @@ def test_onnx_model_is_exported_once_and_reused(fresh_dir: Path, monkeypatch: py
         raise AssertionError("exported again")
 
     monkeypatch.setattr(onnx_module, "export_onnx", fail)
-    monkeypatch.setattr(onnx_module, "_file_sha256", fail)  # unchanged weights are not hashed again
+    monkeypatch.setattr(weights_module, "_file_sha256", fail)  # unchanged weights are not hashed again
     again = load_encoder(fresh_dir, backend="onnx-int8")
     assert model.stat().st_mtime_ns == stamp
     np.testing.assert_allclose(again.embed(TEXTS), first.embed(TEXTS), atol=1e-6)

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from disinfo_clf.cli import main
-from disinfo_clf.engines.manifest import LOCK, MANIFEST, prepare_output
-from disinfo_clf.engines.ray_engine import INSTALL_HINT, score_ray
-from disinfo_clf.engines.shards import read_part
+from disinfo_clf.scoring.ray.manifest import LOCK, MANIFEST, prepare_output
+from disinfo_clf.scoring.ray.engine import INSTALL_HINT, score_ray
+from disinfo_clf.scoring.ray.shards import read_part
 from disinfo_clf.scoring import ScoringError, score
 from fakes import FakeModel
 
@@ -164,7 +164,7 @@ DRIVER = """
 import sys, functools
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
 import ray
-from disinfo_clf.engines.ray_engine import score_ray
+from disinfo_clf.scoring.ray.engine import score_ray
 from test_engine_ray import pid_recording_fake
 ray.init(address=sys.argv[3], configure_logging=False, log_to_driver=False)
 score_ray([sys.argv[4]], sys.argv[5], model=functools.partial(pid_recording_fake, sys.argv[6], 0.1),
@@ -241,7 +241,7 @@ def test_output_folder_must_be_new_empty_or_resumed(tmp_path: Path) -> None:
             score_ray(MIXED[:1], tmp_path / "busy", model=FakeModel, resume=True)
     finally:
         os.close(lock)
-    from disinfo_clf.engines.ray_engine import model_spec
+    from disinfo_clf.scoring.ray.engine import model_spec
 
     with pytest.raises(ScoringError, match="pass the model directory"):
         model_spec(FakeModel())

@@ -19,7 +19,7 @@ from disinfo_clf.data.exports import (
     load_review_csv,
     skip_kind,
 )
-from disinfo_clf.data.vocabulary import (
+from disinfo_clf.text.vocabulary import (
     canonical_countries,
     canonical_keyword,
     canonical_keywords,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from disinfo_clf import feeds
-from disinfo_clf.feeds import InputError, html_to_text, read_input, read_records
+from disinfo_clf.feeds import readers as feeds
+from disinfo_clf.feeds.readers import InputError, html_to_text, read_input, read_records
 
 DATA = Path(__file__).parent / "data" / "feeds"
 

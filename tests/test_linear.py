@@ -12,13 +12,8 @@ from sklearn.base import clone
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from disinfo_clf.config import LinearConfig
-from disinfo_clf.models.base import (
-    MULTI_LABEL,
-    SINGLE_LABEL,
-    ModelDirectoryError,
-    TextClassifier,
-    load_classifier,
-)
+from disinfo_clf.models.meta import MULTI_LABEL, SINGLE_LABEL, ModelDirectoryError, TextClassifier
+from disinfo_clf.models.registry import load_classifier
 from disinfo_clf.cues import CueMatcher
 from disinfo_clf.models import features
 from disinfo_clf.models.features import CharWbTransform, WordNgramTransform, fast_transform

@@ -14,7 +14,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from disinfo_clf.config import EncoderConfig  # noqa: E402
-from disinfo_clf.models.base import MULTI_LABEL, ModelDirectoryError, ModelMeta, load_classifier  # noqa: E402
+from disinfo_clf.models.meta import MULTI_LABEL, ModelDirectoryError, ModelMeta  # noqa: E402
+from disinfo_clf.models.registry import load_classifier  # noqa: E402
 from disinfo_clf.models.encoder import EncoderClassifier, load_pretrained_encoder  # noqa: E402
 from disinfo_clf.models.lora import (ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, BASE_FILE, BaseSpec,  # noqa: E402
                                      LoraEncoderClassifier, wrap_lora)
@@ -181,7 +182,7 @@ def test_an_all_zero_pooler_is_revived_and_trained(tiny_encoder_dir: Path) -> No
 @pytest.mark.slow
 def test_training_run_writes_an_evaluated_lora_directory(tmp_path: Path, tiny_encoder_dir: Path) -> None:
     from disinfo_clf.config import load_config
-    from disinfo_clf.training import train
+    from disinfo_clf.training.train import train
 
     root = Path(__file__).resolve().parents[1]
     config = load_config(root / "configs" / "tiny-encoder.yaml", [

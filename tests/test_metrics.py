@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from disinfo_clf.metrics import load_metric
+from disinfo_clf.training.metrics import load_metric
 
 
 def test_multilabel_f1_loads_by_path_and_scores_semeval_style() -> None:

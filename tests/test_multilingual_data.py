@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from disinfo_clf.config import load_config
-from disinfo_clf.datasets import build_datasets
+from disinfo_clf.training.datasets import build_datasets
 from disinfo_clf.taxonomy import load_taxonomy
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,11 +10,11 @@ import pytest
 
 from disinfo_clf import Prediction, load_model, predict
 from disinfo_clf.config import load_config
-from disinfo_clf.models.base import load_classifier
+from disinfo_clf.models.registry import load_classifier
 from disinfo_clf.models.combined import CombinedClassifier, recalibrate
 from disinfo_clf.models.embedding_head import EmbeddingHeadClassifier
 from disinfo_clf.resources import DEFAULT_MODEL_DIR, FAST_MODEL_DIR
-from disinfo_clf.training import train
+from disinfo_clf.training.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from disinfo_clf.language import detect_language
+from disinfo_clf.text.language import detect_language
 from disinfo_clf.taxonomy import Taxonomy, load_taxonomy
 
 ORDINARY = (Path(__file__).resolve().parents[1] / "disinfo_clf" / "resources" / "data"

@@ -10,7 +10,7 @@ import pytest
 from disinfo_clf import Prediction, load_model, predict
 from disinfo_clf.cli import main
 from disinfo_clf.data import parse_file
-from disinfo_clf.models.base import ModelDirectoryError
+from disinfo_clf.models.meta import ModelDirectoryError
 from disinfo_clf.resources import DEFAULT_MODEL_DIR, FAST_MODEL_DIR, seed_paths
 
 # (seed file prefix, case index) -> the narrative its debunk names

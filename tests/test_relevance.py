@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from disinfo_clf.casefile import IndexedCase
-from disinfo_clf.index import CaseIndex
-from disinfo_clf.predict import Model, load_model
-from disinfo_clf.relevance import (FEATURES, RELEVANCE_DIR, Relevance, RelevanceModel, RelevanceModelError,
+from disinfo_clf.matching.casefile import IndexedCase
+from disinfo_clf.matching.index import CaseIndex
+from disinfo_clf.prediction import Model, load_model
+from disinfo_clf.matching.relevance import (FEATURES, RELEVANCE_DIR, Relevance, RelevanceModel, RelevanceModelError,
                                    language_group, tune_threshold, word_count)
 from disinfo_clf.scoring import NO_KNOWN_NARRATIVE, ScoreSummary, score_batch
-from disinfo_clf.feeds import Record
+from disinfo_clf.feeds.readers import Record
 from hashing_encoder import HashingEncoder
 
 CLAIMS = ["NATO promised Gorbachev not to expand east and broke its word",

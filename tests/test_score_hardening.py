@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from disinfo_clf import folders
+from disinfo_clf.feeds import folders
 from disinfo_clf.cli import main
-from disinfo_clf.feeds import Record, read_records
+from disinfo_clf.feeds.readers import Record, read_records
 from disinfo_clf.scoring import ScoringError, score
-from disinfo_clf.sinks import manifest_path
-from disinfo_clf.textio import guess_encoding
+from disinfo_clf.scoring.sinks import manifest_path
+from disinfo_clf.text.textio import guess_encoding
 from fakes import FakeModel
 
 TESTS = Path(__file__).parent

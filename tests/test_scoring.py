@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from disinfo_clf.feeds import Record, read_records
+from disinfo_clf.feeds.readers import Record, read_records
 from disinfo_clf.scoring import CSV_COLUMNS, JSONL_KEYS, ScoreSummary, ScoringError, score, score_batch
 from fakes import FakeModel
 

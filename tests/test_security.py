@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from disinfo_clf.cues import CueMatcher, check_cue
-from disinfo_clf.models.base import ModelDirectoryError, load_classifier
-from disinfo_clf.predict import text_windows
+from disinfo_clf.models.meta import ModelDirectoryError
+from disinfo_clf.models.registry import load_classifier
+from disinfo_clf.prediction import text_windows
 from disinfo_clf.resources import MODELS_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,7 +172,7 @@ def test_text_windows_split_unbroken_text_without_losing_a_character() -> None:
 
 MEMORY_CHECK = """
 import resource, sys
-from disinfo_clf.predict import load_model
+from disinfo_clf.prediction import load_model
 from disinfo_clf.resources import MODELS_DIR
 model = load_model(MODELS_DIR / "narratives-linear")
 model.predict(["NATO troops are near the border."])

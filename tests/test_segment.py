@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from disinfo_clf.data.cases import SPAN_LABELS, Span
 from disinfo_clf.data.documents import segment
-from disinfo_clf.data.sentences import CueRoleModel, RoleModel, claim_debunk_switch, role_model as load_role_model, split_sentences
+from disinfo_clf.models.roles import CueRoleModel, RoleModel, claim_debunk_switch, role_model as load_role_model
+from disinfo_clf.text.sentences import split_sentences
 from disinfo_clf.resources import ROLE_MODEL_DIR, seed_paths
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -55,7 +55,7 @@ def test_shipped_narratives_are_complete(taxonomy: Taxonomy) -> None:
 
 
 def test_taxonomy_keywords_exist_in_the_database(taxonomy: Taxonomy, database_tags) -> None:
-    from disinfo_clf.data.vocabulary import keyword_key
+    from disinfo_clf.text.vocabulary import keyword_key
 
     vocabulary = {keyword_key(k) for c in database_tags[0] for k in c.keywords}
     vocabulary |= {keyword_key(k) for c in load_review_csv() for k in c.keywords}

@@ -11,10 +11,10 @@ import yaml
 
 from disinfo_clf.cli import main
 from disinfo_clf.config import ConfigError, load_config
-from disinfo_clf.model_card import render_card
-from disinfo_clf.models.base import load_classifier
+from disinfo_clf.training.card import render_card
+from disinfo_clf.models.registry import load_classifier
 from disinfo_clf.resources import DEFAULT_MODEL_DIR, FAST_MODEL_DIR, MODELS_DIR, ROLE_MODEL_DIR, TAXONOMY_YAML
-from disinfo_clf.training import evaluate_dir, train
+from disinfo_clf.training.train import evaluate_dir, train
 
 ROOT = Path(__file__).resolve().parents[1]
 PICKLE_SUFFIXES = {".bin", ".pkl", ".pickle", ".pt", ".pth", ".joblib"}

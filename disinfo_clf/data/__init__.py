@@ -4,7 +4,7 @@ from __future__ import annotations
 from .cases import SPAN_LABELS, Case, Skipped, Span
 from .documents import parse_document, parse_file, read_document, segment
 from .exports import load_database_csv, load_review_csv
-from .sentences import split_sentences
+from ..text.sentences import split_sentences
 
 __all__ = [
     "SPAN_LABELS",

@@ -15,17 +15,11 @@ from dataclasses import dataclass, field
 from os import PathLike
 from typing import Sequence
 
-from ..textio import read_utf8
+from ..text.textio import read_utf8
 from .cases import Case, Span
-from .dates import parse_date
-from .sentences import (
-    RoleModel,
-    claim_debunk_switch,
-    debunk_probabilities,
-    default_role_model,
-    line_sentences,
-    line_spans,
-)
+from ..text.dates import parse_date
+from ..models.roles import RoleModel, claim_debunk_switch, debunk_probabilities, default_role_model
+from ..text.sentences import line_sentences, line_spans
 
 _TITLE = re.compile(r"^\s*disinfo\s*:\s*(?P<title>.*?)\s*$", re.IGNORECASE)
 _SUMMARY = re.compile(r"^\s*summary\s*:?\s*$", re.IGNORECASE)

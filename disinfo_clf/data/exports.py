@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from ..resources import DATABASE_CSV, REVIEW_CSV
-from ..textio import normalise_newlines, read_utf8
+from ..text.textio import normalise_newlines, read_utf8
 from .cases import Case, Skipped
-from .dates import parse_date
-from .vocabulary import canonical_countries, canonical_keywords, canonical_languages, clean, normalise_key
+from ..text.dates import parse_date
+from ..text.vocabulary import canonical_countries, canonical_keywords, canonical_languages, clean, normalise_key
 
 if TYPE_CHECKING:
     from ..taxonomy import Taxonomy

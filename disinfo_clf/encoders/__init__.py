@@ -15,9 +15,9 @@ _EXPORTS = {
     "default_encoder_dir": ".source",
     "encoder_fingerprint": ".source",
     "resolve_encoder": ".source",
-    "BACKENDS": ".inference",
-    "Encoder": ".inference",
-    "EncoderLoadError": ".inference",
+    "BACKENDS": ".base",
+    "Encoder": ".base",
+    "EncoderLoadError": ".weights",
     "load_encoder": ".inference",
 }
 

@@ -17,7 +17,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 
-from .base import MULTI_LABEL, SINGLE_LABEL, ProblemType
+from .meta import MULTI_LABEL, SINGLE_LABEL, ModelMeta, ProblemType, progress_disabled
 
 logger = logging.getLogger(__name__)
 
@@ -268,3 +268,22 @@ def expected_calibration_error(probs: np.ndarray, targets: np.ndarray, n_bins: i
     filled = curve.counts > 0
     gaps = np.abs(curve.accuracy[filled] - curve.confidence[filled])
     return float(np.sum(gaps * curve.counts[filled]) / total)
+
+
+class CalibratedClassifier:
+    """``predict_proba`` for backends: their ``decision_function`` passed through ``meta.calibration``."""
+
+    meta: ModelMeta
+
+    def decision_function(
+        self, texts: Sequence[str], batch_size: int = 64, show_progress_bar: bool | None = None
+    ) -> np.ndarray:
+        """Raw logits; every backend defines its own."""
+        raise NotImplementedError
+
+    def predict_proba(
+        self, texts: Sequence[str], batch_size: int = 64, show_progress_bar: bool | None = None
+    ) -> np.ndarray:
+        """Calibrated probabilities, shape ``(len(texts), len(labels))``."""
+        logits = self.decision_function(texts, batch_size=batch_size, show_progress_bar=show_progress_bar)
+        return apply_calibration(logits, self.meta.calibration, self.meta.problem_type)

@@ -19,9 +19,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .base import (CONFIG_FILE, META_FILE, CalibratedClassifier, ModelDirectoryError, ModelMeta, TextClassifier,
-                   load_classifier, require_files, write_hf_config)
+from .meta import CONFIG_FILE, META_FILE, ModelDirectoryError, ModelMeta, TextClassifier, require_files, write_hf_config
+from .registry import load_classifier
+from .calibration import CalibratedClassifier
 from .embedding_head import embeddings_of
+from .meta import MULTI_LABEL
+from .calibration import tune_thresholds as tune
+from .calibration import platt_parameters
+from ..text.language import detect_language
+from .calibration import apply_calibration
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +108,6 @@ class CombinedClassifier(CalibratedClassifier):
                             embeddings: np.ndarray | None = None) -> np.ndarray:
         """The mix before this model's own calibration; ``languages`` default to the detector's."""
         if languages is None:
-            from ..language import detect_language
 
             languages = [detect_language(t) for t in texts]
         probs = self.part_probabilities(texts, batch_size=batch_size, show_progress_bar=show_progress_bar,
@@ -119,7 +124,6 @@ class CombinedClassifier(CalibratedClassifier):
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64, show_progress_bar: bool | None = None,
                       embeddings: np.ndarray | None = None, languages: Sequence[str | None] | None = None) -> np.ndarray:
         """Calibrated probabilities of the mix."""
-        from .calibration import apply_calibration
 
         logits = self.decision_function(texts, batch_size, show_progress_bar, embeddings, languages)
         return apply_calibration(logits, self.meta.calibration, self.meta.problem_type)
@@ -231,8 +235,6 @@ def fit_combined(parts: Sequence[Part], base_directory: str | Path, validation: 
     """Load two part directories and choose their mixing weights per language group (and, for
     multi-label, the decision thresholds of the mix) on validation data: ``(texts, gold, languages)``
     tuples, gold a multi-hot matrix or class ids."""
-    from .base import MULTI_LABEL
-    from .calibration import tune_thresholds as tune
 
     base_directory = Path(base_directory)
     models = [load_classifier(_resolve(base_directory, p.path)) for p in parts]
@@ -246,7 +248,6 @@ def fit_combined(parts: Sequence[Part], base_directory: str | Path, validation: 
     weights = {g: weights.get(g, [0.5, 0.5]) for g in (*groups, OTHER)}
     meta = ModelMeta(backend="combined", task=task, labels=list(labels), problem_type=problem_type,  # type: ignore[arg-type]
                      label_names=dict(label_names or {}))
-    from .calibration import platt_parameters
 
     mixed = mix(part_probs, group_of, weights)
     group_array = np.asarray(group_of)

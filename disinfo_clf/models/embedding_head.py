@@ -22,14 +22,16 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from .base import (CONFIG_FILE, META_FILE, MULTI_LABEL, CalibratedClassifier, ModelDirectoryError, ModelMeta, ProblemType,
-                   require_files, write_hf_config)
-from .embedding_cache import EmbeddingCache
+from .meta import CONFIG_FILE, META_FILE, MULTI_LABEL, ModelDirectoryError, ModelMeta, ProblemType, require_files, write_hf_config
+from .calibration import CalibratedClassifier
+from ..encoders.cache import EmbeddingCache
 from .linear import fit_logistic_heads
+from ..encoders.inference import load_encoder
+from .calibration import apply_calibration
 
 if TYPE_CHECKING:
     from ..config import HeadConfig
-    from ..encoders.inference import Encoder
+    from ..encoders.base import Encoder
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +79,6 @@ class EncoderSpec:
 
 @functools.lru_cache(maxsize=4)
 def _shared_encoder(name_or_path: str, backend: str) -> "Encoder":
-    from ..encoders.inference import load_encoder
 
     return load_encoder(name_or_path, backend=backend)
 
@@ -131,7 +132,6 @@ class EmbeddingHeadClassifier(CalibratedClassifier):
         embeddings: np.ndarray | None = None,
     ) -> np.ndarray:
         """Calibrated probabilities; ``embeddings`` of the texts skip the encoder."""
-        from .calibration import apply_calibration
 
         logits = self.decision_function(texts, batch_size=batch_size, show_progress_bar=show_progress_bar, embeddings=embeddings)
         return apply_calibration(logits, self.meta.calibration, self.meta.problem_type)

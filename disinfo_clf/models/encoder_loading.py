@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from safetensors import SafetensorError
 
-from .base import ModelDirectoryError, ProblemType
+from .meta import ModelDirectoryError, ProblemType
 from .folder_checks import refuse_code
 
 if TYPE_CHECKING:

@@ -8,12 +8,16 @@ allow-list of keys, types and ranges. Each refusal names the file and the key.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import typing
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .base import MULTI_LABEL, SINGLE_LABEL, ModelDirectoryError
+from .errors import ModelDirectoryError
+
+MULTI_LABEL = "multi_label_classification"
+SINGLE_LABEL = "single_label_classification"
 
 CODE_KEYS = ("auto_map", "custom_pipelines")
 """Keys with which a transformers config asks to import Python files shipped beside it."""
@@ -44,8 +48,6 @@ def refuse_code(directory: str | Path) -> None:
     for name in CODE_FILES:
         path = directory / name
         if path.is_file():
-            import json
-
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
             except ValueError as exc:
@@ -62,19 +64,16 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _literal_values(name: str) -> tuple[Any, ...]:
-    from .base import ModelMeta
-
-    return typing.get_args(typing.get_type_hints(ModelMeta)[name])
+def _literal_values(meta_class: type, name: str) -> tuple[Any, ...]:
+    return typing.get_args(typing.get_type_hints(meta_class)[name])
 
 
-def check_meta(data: Any, path: Path) -> None:
-    """Refuse ``disinfo_clf.json`` content outside what :class:`~.base.ModelMeta` allows."""
-    from .base import ModelMeta
-
+def check_meta(data: Any, path: Path, meta_class: type) -> None:
+    """Refuse ``disinfo_clf.json`` content outside what ``meta_class`` (the :class:`~.meta.ModelMeta`
+    dataclass) allows."""
     if not isinstance(data, dict):
         raise _bad(path, "the file", "must hold a JSON object")
-    known = {f.name for f in dataclasses.fields(ModelMeta)}
+    known = {f.name for f in dataclasses.fields(meta_class)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise _bad(path, repr(unknown[0]), f"is not a setting of disinfo_clf.json (allowed: {', '.join(sorted(known))})")
@@ -82,8 +81,8 @@ def check_meta(data: Any, path: Path) -> None:
         if name not in data:
             raise _bad(path, repr(name), "is missing")
     for name in ("backend", "task"):
-        if data[name] not in _literal_values(name):
-            raise _bad(path, repr(name), f"is {data[name]!r}, not one of {', '.join(map(repr, _literal_values(name)))}")
+        if data[name] not in _literal_values(meta_class, name):
+            raise _bad(path, repr(name), f"is {data[name]!r}, not one of {', '.join(map(repr, _literal_values(meta_class, name)))}")
     if data["problem_type"] not in (MULTI_LABEL, SINGLE_LABEL):
         raise _bad(path, "'problem_type'", f"is {data['problem_type']!r}, not {MULTI_LABEL!r} or {SINGLE_LABEL!r}")
     labels = data["labels"]

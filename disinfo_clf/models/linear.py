@@ -27,8 +27,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from tqdm.auto import tqdm
 
-from .base import (CONFIG_FILE, META_FILE, MULTI_LABEL, SINGLE_LABEL, CalibratedClassifier, ModelDirectoryError, ModelMeta,
-                   ProblemType, progress_disabled, require_files, write_hf_config)
+from .meta import CONFIG_FILE, META_FILE, MULTI_LABEL, SINGLE_LABEL, ModelDirectoryError, ModelMeta, ProblemType, progress_disabled, require_files, write_hf_config
+from .calibration import CalibratedClassifier
 from .features import ANALYZERS, CueFeatures, fast_transform, make_vectorizer, terms_in_order, vectorizer_settings
 from .folder_checks import check_cues, check_vectorizer_settings
 from ..config import LinearConfig, to_dict

@@ -28,9 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .base import CONFIG_FILE, ModelDirectoryError, ModelMeta, ProblemType, require_files
+from .meta import CONFIG_FILE, ModelDirectoryError, ModelMeta, ProblemType, require_files
 from .encoder import EncoderClassifier
 from .encoder_loading import load_pretrained_encoder
+from ..encoders import EncoderSourceError, resolve_encoder
+from ..encoders.weights import weights_sha256
+from .folder_checks import refuse_code
 
 if TYPE_CHECKING:
     import datasets
@@ -102,7 +105,6 @@ class BaseSpec:
 
 def resolve_base(name_or_path: str, *, local_files_only: bool = False) -> str:
     """The directory (or Hub id) to load a base encoder from; errors become :class:`ModelDirectoryError`."""
-    from ..encoders import EncoderSourceError, resolve_encoder
 
     try:
         return resolve_encoder(name_or_path, local_files_only=local_files_only)
@@ -114,7 +116,6 @@ def base_fingerprint(resolved: str) -> str:
     """sha256 of a local base encoder's weights file; empty for a Hub id (nothing local to hash)."""
     if not Path(resolved).is_dir():
         return ""
-    from ..encoders.onnx import weights_sha256
 
     return weights_sha256(resolved)
 
@@ -256,8 +257,6 @@ class LoraEncoderClassifier(EncoderClassifier):
         import torch
         from safetensors import SafetensorError
         from safetensors.torch import load_file
-
-        from .folder_checks import refuse_code
 
         directory = Path(directory)
         meta = ModelMeta.load(directory)
