@@ -1,0 +1,353 @@
+"""Readers for the real-text corpus: one function per source, reading a fetched git mirror at a pinned commit.
+
+Each reader returns candidate records (dicts with the corpus fields except ``split``); sampling,
+deduplication and splitting happen in ``build_realtext.py``. Mirrors are the bare repositories that
+the ``fetch`` tool puts under ``/work/.mirror/<owner>+<name>/repo``.
+"""
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+import re
+import subprocess
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+from xml.etree import ElementTree
+
+from disinfo_clf.language import detect_language
+from disinfo_clf.textio import strip_tags
+
+MIRRORS = Path("/work/.mirror")
+MAX_CHARS = 4000
+"""Texts are cut at a sentence end before this many characters (whole articles are long)."""
+
+Record = dict[str, Any]
+
+ONTOPIC = re.compile(
+    r"(russ|rusk|rosj|rosyj|rusi|росс|росі|рф\b|путин|путін|putin|poutine|kremlin|кремл|moscow|moscou|moskau|moskw|москв"
+    r"|ukrain|ukrai|ucrain|укра|kyiv|kiev|kijów|київ|киев|zelensk|zełensk|зеленск|зеленськ|donbas|донбас|crim|krym|крым|крим"
+    r"|nato|нато|otan|\bEU\b|\bUE\b|\bЕС\b|\bЄС\b|europ|евро|євро|sanction|sanktion|sankcj|sancți|санкц"
+    r"|\bwar\b|krieg|guerre|wojn|război|guerra|войн|війн|invasion|inwazj|вторжен|вторгн|military|militär|militaire|армі|армия|troops"
+    r"|elect|wahl|élection|wybor|alegeri|elezion|elecci|выбор|вибор|migra|refugee|flüchtl|réfugi|uchodź|refugia|беженц|біженц"
+    r"|vaccin|impf|szczep|вакцин|covid|ковид|pandemi|пандем|nuclear|ядерн|атомн|biolab|биолаб)",
+    re.I,
+)
+"""Keywords marking a text as on the project's topics (Russia, Ukraine, NATO, EU, war, sanctions, elections,
+migration, health); a crude, documented heuristic, not an annotation."""
+
+_GLUED_SENTENCE = re.compile(r"(?<=[a-zа-яёіїєґ0-9%)][.!?])(?=[A-ZА-ЯЁІЇЄҐ“«\"])|(?<=[a-zа-яё][.!?][”\"»])(?=[A-ZА-ЯЁ])")
+_FOOTER = re.compile(r"\s*(RESEARCH \| ARTICLE|Leave your comments, thoughts).*", re.S)
+_URL = re.compile(r"https?://\S+")
+_MD_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+_MARKDOWN = re.compile(r"\*\*|__|~~|`")
+_SENTENCE_END = re.compile(r"(?<=[.!?…»”\"])\s+")
+
+
+def git_show(repo: str, commit: str, path: str) -> bytes:
+    """The bytes of ``path`` at ``commit`` in the mirror of ``repo`` (``owner/name``)."""
+    git_dir = MIRRORS / repo.replace("/", "+") / "repo"
+    if not git_dir.is_dir():
+        raise FileNotFoundError(f"{git_dir}: no mirror of {repo}; bring it with the fetch tool (github:{repo})")
+    return subprocess.run(["git", f"--git-dir={git_dir}", "show", f"{commit}:{path}"],
+                          check=True, capture_output=True).stdout
+
+
+def clean(text: str, cap: bool = True) -> str:
+    """Text without markup, URLs or glued sentences, whitespace normalised per line, cut near MAX_CHARS if ``cap``."""
+    text = strip_tags(text) if "<" in text and ">" in text else text
+    text = _MARKDOWN.sub("", _URL.sub("", _MD_LINK.sub(r"\1", text.replace("\xa0", " "))))
+    text = _GLUED_SENTENCE.sub(" ", text)
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    text = "\n".join(line for line in lines if line)
+    if cap and len(text) > MAX_CHARS:
+        cut = text[:MAX_CHARS]
+        ends = [m.start() for m in _SENTENCE_END.finditer(cut)]
+        text = cut[:ends[-1]] if ends and ends[-1] > MAX_CHARS // 2 else cut
+    return text.strip()
+
+
+def topic_of(text: str) -> str:
+    """``ontopic`` when ``text`` hits the topic keywords, else ``offtopic``."""
+    return "ontopic" if ONTOPIC.search(text) else "offtopic"
+
+
+def record(source: str, key: str, text: str, lang: str | None, kind: str, *, topic: str | None = None,
+           date: str | None = None, url: str | None = None, title: str | None = None, unit: str,
+           outlet: str | None = None, verdict: str | None = None) -> Record:
+    """One corpus record; ``topic`` defaults to the keyword heuristic on text and title."""
+    return {"id": f"{source}:{key}", "text": text, "lang": lang, "source": source, "kind": kind,
+            "topic": topic if topic is not None else topic_of(f"{title or ''} {text}"), "date": date,
+            "url": url, "title": title, "unit": unit, "outlet": outlet, "verdict": verdict}
+
+
+# --- Telegram (NKTKLN/telegram-news-classifier, data CC BY 4.0) -----------------------------------------
+TELEGRAM = ("NKTKLN/telegram-news-classifier", "b8b03f1982910fbf4151c184f1ade8b67aa1f585")
+TELEGRAM_CHANNELS = {  # source name: (channel id, kind)
+    "tg_bbc_russian": ("1001003921752", "ordinary"),
+    "tg_naked_science": ("1001000724666", "ordinary"),
+    "tg_ria_novosti": ("1001101170442", "hard"),
+}
+
+
+def telegram(source: str) -> list[Record]:
+    """Posts of one Telegram channel; texts under 60 characters (captions, polls) are skipped."""
+    channel, kind = TELEGRAM_CHANNELS[source]
+    posts = json.loads(git_show(*TELEGRAM, f"data/raw/{channel}_messages.json"))
+    out = []
+    for post in posts:
+        text = clean(post.get("text") or "")
+        if len(text) >= 60:
+            out.append(record(source, str(post["message_id"]), text, "ru", kind, date=post["date"][:10],
+                              url=None, unit="post", outlet=post["channel"]))
+    return out
+
+
+# --- NTREX-128 (MicrosoftTranslator/NTREX, CC BY-SA 4.0) --------------------------------------------------
+NTREX = ("MicrosoftTranslator/NTREX", "8561f6a622db9edad1217683e5c83daefd8bb2bf")
+NTREX_LANGS = {"en": "src.eng", "ru": "ref.rus", "uk": "ref.ukr", "de": "ref.deu", "fr": "ref.fra", "pl": "ref.pol",
+               "ro": "ref.ron", "bg": "ref.bul", "lt": "ref.lit", "lv": "ref.lav", "et": "ref.est", "ka": "ref.kat",
+               "it": "ref.ita", "es": "ref.spa"}
+
+
+def ntrex() -> dict[str, list[str]]:
+    """The 1,997 newstest2019 sentences per language, line-aligned (English is the original)."""
+    return {lang: git_show(*NTREX, f"NTREX-128/newstest2019-{name}.txt").decode("utf-8").splitlines()
+            for lang, name in NTREX_LANGS.items()}
+
+
+# --- Fact-checks scraped by susmita3107/Claims_Extractor (MIT) -------------------------------------------
+CLAIMS_EXTRACTOR = ("susmita3107/Claims_Extractor", "0b0668690c84aec2ea6fefca078cfc6aa22b27b1")
+FALSE_VERDICTS = re.compile(r"^(false|likely false|misleading|unsubstantiated|f|m|не факт|пока не факт|сомнительно"
+                            r"|пока сомнительно|искажение|неправда|faux|trompeur|infondé|partiellement faux|montage)", re.I)
+TRUE_VERDICTS = re.compile(r"^(true|likely true|t|правда|скорее, правда|скорее, так)$", re.I)
+_VERDICT_CUE = re.compile(
+    r"(\b(is|was|are|were|proved|proves|appears|remains) (false|misleading|untrue|not true|unsubstantiated|baseless"
+    r"|fabricated|a fabrication|fake|unfounded)\b|\bno evidence\b|\bin fact\b|\bin reality\b|\bfalsely\b"
+    r"|не соответствует действительности|неправд|не факт\b|\bложн|на самом деле|в действительности|фейк)", re.I)
+WAR = re.compile(r"(russ|ukrain|poutine|putin|zelensk|otan|nato|kremlin|moscou|kiev|kyiv|donbass|crimée|biolab)", re.I)
+"""The narrow war keywords selecting AFP Factuel items (the broad ONTOPIC list would take Mali or vaccines)."""
+
+
+def claims_extractor(name: str) -> list[dict[str, str]]:
+    """Rows of ``samples/output_dev_<name>.csv`` (semicolon-separated ClaimReview exports)."""
+    text = git_show(*CLAIMS_EXTRACTOR, f"samples/output_dev_{name}.csv").decode("utf-8")
+    csv.field_size_limit(10 ** 8)
+    return list(csv.DictReader(io.StringIO(text), delimiter=";"))
+
+
+def verdict_paragraph(body: str) -> str | None:
+    """The fact-check's verdict passage: its CONCLUSION section, else the first verdict sentence and the next two."""
+    conclusion = re.search(r"\b(CONCLUSION|Conclusion:|ВЫВОД)\s*(.{200,}?)(?:RESEARCH \||$)", body, re.S)
+    if conclusion:
+        passage = conclusion.group(2)
+        return passage[:900].rsplit(" ", 1)[0] if len(passage) > 900 else passage
+    sentences = _SENTENCE_END.split(body)
+    for i, sentence in enumerate(sentences):
+        if i > 0 and _VERDICT_CUE.search(sentence):
+            passage = " ".join(sentences[i:i + 3])
+            return passage if 80 <= len(passage) <= 1500 else None
+    return None
+
+
+def fact_checks(source: str, lang: str | None) -> list[Record]:
+    """Whole fact-check texts and their verdict paragraphs: ``debunk`` for false verdicts, ``ordinary`` for true ones."""
+    out: list[Record] = []
+    for row in claims_extractor(source):
+        verdict = row["rating_alternateName"].strip()
+        kind = "debunk" if FALSE_VERDICTS.match(verdict) else "ordinary" if TRUE_VERDICTS.match(verdict) else None
+        raw = _FOOTER.sub("", row["extra_body"])
+        body = clean(raw)
+        if kind is None or len(body) < 300:
+            continue
+        url = row["claimReview_url"].strip()
+        key = re.sub(r"\W+", "-", url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".html"))[-60:]
+        text_lang = lang or detect_language(body)
+        title = clean(row["extra_title"]) or None
+        fields = dict(date=row["claimReview_datePublished"][:10] or None, url=url, title=title,
+                      verdict=verdict, topic=topic_of(f"{title} {body[:1500]}"))
+        out.append(record(source, f"{key}:text", body, text_lang, kind, unit="text", **fields))
+        # Russian verdict cues proved unreliable (they caught the quoted claim), so paragraphs are English only.
+        paragraph = verdict_paragraph(clean(raw, cap=False)) if kind == "debunk" and text_lang == "en" else None
+        if paragraph:
+            out.append(record(source, f"{key}:verdict", paragraph, text_lang, kind, unit="paragraph", **fields))
+    return out
+
+
+def afp_factuel() -> list[Record]:
+    """AFP Factuel: false claims as circulated (``claim``) and the debunk headlines (``debunk``), on-topic only."""
+    out: list[Record] = []
+    for row in claims_extractor("afpfactuel"):
+        verdict = row["rating_alternateName"].strip()
+        if not FALSE_VERDICTS.match(verdict):
+            continue
+        url = row["claimReview_url"].strip()
+        key = re.sub(r"\W+", "-", url.split("://", 1)[-1])[-60:]
+        date = row["claimReview_datePublished"][:10] or None
+        claim, title = clean(row["claimReview_claimReviewed"]), clean(row["extra_title"])
+        if len(claim) >= 30 and WAR.search(claim):
+            out.append(record("afp_factuel", f"{key}:claim", claim, "fr", "claim", topic="ontopic", date=date,
+                              url=url, unit="claim", verdict=verdict))
+        if len(title) >= 30 and WAR.search(title):
+            out.append(record("afp_factuel", f"{key}:headline", title, "fr", "debunk", topic="ontopic", date=date,
+                              url=url, unit="headline", verdict=verdict))
+    return out
+
+
+# --- Report-only sources -----------------------------------------------------------------------------------
+WMT = {"wmt22": ("wmt-conference/wmt22-news-systems", "20240a2e96a50e823ea8cdf37fd8af52547146e3"),
+       "wmt23": ("wmt-conference/wmt23-news-systems", "99b5b9de2a535c2c5542fd4ec404682903299894")}
+WMT_STATE_OUTLETS = {"rt-russian", "izvestiya", "belta", "kp", "ria", "tass", "rg", "vesti", "ntv", "1tv", "aif",
+                     "argumenti", "lenta", "tvzvezda", "sputnik"}
+"""WMT document-id prefixes of Russian/Belarusian state or state-aligned outlets: their documents are ``hard``."""
+WMT_FILES = [("wmt22", "ru-en"), ("wmt22", "uk-en"), ("wmt22", "fr-de"), ("wmt22", "de-fr"),
+             ("wmt23", "ru-en"), ("wmt23", "uk-en")]
+
+
+def wmt_news() -> list[Record]:
+    """Original-language documents of the WMT22/23 general test sets: domain ``news`` (WMT22 uk has no domain
+    labels: its documents of 10+ segments, which are articles and essays, are taken instead)."""
+    out: list[Record] = []
+    for year, pair in WMT_FILES:
+        src_lang = pair.split("-")[0]
+        root = ElementTree.fromstring(git_show(*WMT[year], f"xml/wmttest20{year[-2:]}.{pair}.all.xml"))
+        for doc in root.iter("doc"):
+            segs = [seg.text or "" for seg in doc.find("src").iter("seg")]
+            wanted = doc.get("domain") == "news" or (year == "wmt22" and pair == "uk-en" and len(segs) >= 10)
+            if doc.get("origlang") != src_lang or not wanted:
+                continue
+            text = clean("\n".join(segs))
+            outlet = doc.get("id").rsplit(".", 1)[0] if "." in doc.get("id") else None
+            if len(text) >= 200:
+                kind = "hard" if outlet in WMT_STATE_OUTLETS else "ordinary"
+                out.append(record("wmt_news", f"{year}:{pair}:{doc.get('id')}", text, src_lang, kind, unit="text",
+                                  outlet=outlet))
+    return out
+
+
+RUWA = ("ninakhairova/dataset_RUWA", "5eab65389306e7adf7d2aef95b803b9308c72e61")
+RUWA_HARD = {"rt.com", "tass.com", "en.news-front.info"}
+
+
+def ruwa() -> list[Record]:
+    """RUWA headlines with subheadings: Western/Ukrainian outlets ``ordinary``, RT/TASS/News-Front ``hard``."""
+    archive = zipfile.ZipFile(io.BytesIO(git_show(*RUWA, "RUWA_01.08.23.csv.zip")))
+    rows = csv.DictReader(io.StringIO(archive.read("RUWA_04.08.23.csv").decode("utf-8", "replace")))
+    out: list[Record] = []
+    for row in rows:
+        title, desc = clean(row["title"]), clean(row["desc"])
+        text = f"{title}\n{desc}" if desc and desc != title else title
+        if len(text) < 40:
+            continue
+        month, day, year = row["Date"].split("/")
+        site = row["Site"].removeprefix("www.")
+        out.append(record("ruwa", row[""], text, "en", "hard" if site in RUWA_HARD else "ordinary", topic="ontopic",
+                          date=f"{year}-{month}-{day}", url=row["src"], title=title, unit="headline", outlet=site))
+    return out
+
+
+PRESS = ("PeiYiZhuo/zelenskyy-putin", "134450b5183c05bcbaac31d87e0e0ed65d54986e")
+
+
+def press_releases() -> list[Record]:
+    """Presidential press releases in English: president.gov.ua ``ordinary``, kremlin.ru ``hard``."""
+    out: list[Record] = []
+    for who, kind in (("zelenskyy", "ordinary"), ("putin", "hard")):
+        for row in csv.DictReader(io.StringIO(git_show(*PRESS, f"press_release_data/{who}.csv").decode("utf-8"))):
+            text = clean(row["body"])
+            if len(text) >= 200:
+                key = row["link"].rstrip("/").rsplit("/", 1)[-1][-60:]
+                out.append(record("press_releases", f"{who}:{key}", text, "en", kind, date=row["date"][:10],
+                                  url=row["link"], title=clean(row["headline"]), unit="text",
+                                  outlet="president.gov.ua" if who == "zelenskyy" else "kremlin.ru"))
+    return out
+
+
+KARUN = ("Karun842002/fyp-data-scraper", "3ed3efc066e34207c4071d1ebdd4fb87f6d11b84")
+KARUN_FILES = ["invasion_of_ukraine_by_russia", "russia_invasion", "russia_ukraine_conflict", "russia_ukraine_war",
+               "ukraine_war"]
+_FALSE_RATING = re.compile(r"(false|falso|falsa|faux|misleading|pants on fire|fake|mislead|errado|enganador|manipul"
+                           r"|nepravda|yanlış|salah|onwaar|altered|miscaptioned|錯誤|مضلل|زائف|كذب|تضليل|Παραπληροφόρηση"
+                           r"|félrevezető|notizia falsa|fals|fałsz|scam|no evidence)", re.I)
+
+
+TRAINED_PUBLISHERS = {"polygraph.info", "www.polygraph.info", "eufactcheck.eu"}
+"""Fact-checkers whose texts are training sources: their ClaimReview entries are left out of this test source."""
+
+
+def claimreview_ukraine() -> list[Record]:
+    """Google Fact Check ClaimReview entries on the war: the claim as reviewed (``claim``) and the fact-check
+    headline (``debunk``), for false/misleading ratings; language as the publisher states it."""
+    out: list[Record] = []
+    for name in KARUN_FILES:
+        for entry in json.loads(git_show(*KARUN, f"datasets/{name}.json"))["claims"]:
+            review = entry["claimReview"][0]
+            rating, lang = review.get("textualRating", ""), review.get("languageCode")
+            site = review.get("publisher", {}).get("site") or ""
+            if not lang or not _FALSE_RATING.search(rating) or len(rating) > 40 or site in TRAINED_PUBLISHERS \
+                    or "polygraph.info" in review["url"]:
+                continue
+            date = (review.get("reviewDate") or "")[:10] or None
+            key = re.sub(r"\W+", "-", review["url"].split("://", 1)[-1])[-80:]
+            fields = dict(date=date, url=review["url"], topic="ontopic", verdict=rating,
+                          outlet=site or None)
+            claim, title = clean(entry.get("text", "")), clean(review.get("title", ""))
+            if len(claim) >= 25:
+                out.append(record("claimreview_ukraine", f"{key}:claim", claim, lang, "claim", unit="claim", **fields))
+            if len(title) >= 25:
+                out.append(record("claimreview_ukraine", f"{key}:headline", title, lang, "debunk", unit="headline",
+                                  title=title, **fields))
+    return out
+
+
+POLFAKE = ("MateuszWalczakTUL/POLfake", "7e9c70de8c563b741093f187379cf34595e034ba")
+
+
+def polfake() -> list[Record]:
+    """Polish fact-checked statements: true ones ``ordinary``; false/manipulative ones tagged Russia/Ukraine ``claim``."""
+    out: list[Record] = []
+    text = git_show(*POLFAKE, "claim-tweet-challenge/claims-train.csv").decode("utf-8")
+    for row in csv.DictReader(io.StringIO(text)):
+        tags = {t.strip() for t in row["tags"].split(",")}
+        claim = clean(row["content"])
+        date = datetime.fromtimestamp(int(row["publication_date"]), timezone.utc).strftime("%Y-%m-%d") \
+            if row["publication_date"].isdigit() else None
+        on_war = bool(tags & {"Rosja", "Ukraina"})
+        kind = "ordinary" if row["label"] == "Prawda" else "claim" if row["label"] in ("Fałsz", "Manipulacja") \
+            and on_war else None
+        if kind and len(claim) >= 30:
+            topic = "ontopic" if on_war or ONTOPIC.search(claim) or tags & {"UE", "Wybory", "Zdrowie", "Koronawirus",
+                                                                               "Bezpieczeństwo", "Uchodźcy"} else "offtopic"
+            out.append(record("polfake", row["id"], claim, "pl", kind, topic=topic, date=date, url=row["link"],
+                              unit="claim", outlet=row["source"], verdict=row["label"]))
+    return out
+
+
+ROFACT = ("DianaHoefels/RoFact", "c0c1b344bc1325a624904dd1bad72bcdf76a1405")
+
+
+def rofact() -> list[Record]:
+    """Romanian politicians' statements checked by Factual.ro: true ones ``ordinary``."""
+    out: list[Record] = []
+    for split in ("train", "val"):
+        rows = csv.DictReader(io.StringIO(git_show(*ROFACT, f"data/{split}_data.tsv").decode("utf-8")), delimiter="\t")
+        for i, row in enumerate(rows):
+            claim = clean(row["Claim"]).strip("„”\"")
+            if row["Verdict"] == "ADEVĂRAT" and len(claim) >= 30:
+                out.append(record("rofact", f"{split}-{i}", claim, "ro", "ordinary", unit="claim",
+                                  outlet=row["Author"], verdict=row["Verdict"]))
+    return out
+
+
+def iter_all_lazy() -> Iterator[tuple[str, Callable[[], list[Record]]]]:
+    """(source name, reader) for every record-returning source (NTREX is line-aligned: the builder reads it)."""
+    for name in TELEGRAM_CHANNELS:
+        yield name, functools.partial(telegram, name)
+    yield "polygraph", functools.partial(fact_checks, "polygraph", "en")
+    yield "eufactcheck", functools.partial(fact_checks, "eufactcheck", None)
+    yield "factograph", functools.partial(fact_checks, "factograph", "ru")
+    yield from (("afp_factuel", afp_factuel), ("wmt_news", wmt_news), ("ruwa", ruwa), ("press_releases", press_releases),
+                ("claimreview_ukraine", claimreview_ukraine), ("polfake", polfake), ("rofact", rofact))

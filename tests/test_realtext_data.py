@@ -1,0 +1,88 @@
+"""The shipped real-text corpus (disinfo_clf/resources/data/realtext/): schema, splits and no leakage between them."""
+from __future__ import annotations
+
+import collections
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+REALTEXT = Path(__file__).resolve().parents[1] / "disinfo_clf" / "resources" / "data" / "realtext"
+FIELDS = {"id", "text", "lang", "source", "kind", "topic", "date", "split", "url", "title", "unit", "outlet", "verdict"}
+KINDS = {"ordinary", "debunk", "claim", "hard"}
+SPLITS = {"train", "dev", "test"}
+
+
+@pytest.fixture(scope="module")
+def records() -> list[dict]:
+    out = []
+    for path in sorted(REALTEXT.glob("*.jsonl")):
+        with path.open(encoding="utf-8") as fh:
+            for line_no, line in enumerate(fh, 1):
+                rec = json.loads(line)
+                rec["_file"] = f"{path.name}:{line_no}"
+                out.append(rec)
+    assert out, f"no JSONL files under {REALTEXT}"
+    return out
+
+
+def test_every_record_has_the_documented_fields_and_values(records):
+    for rec in records:
+        where = rec["_file"]
+        assert set(rec) - {"_file"} == FIELDS, where
+        assert rec["kind"] in KINDS, where
+        assert rec["split"] in SPLITS, where
+        assert re.fullmatch(r"[a-z]{2}", rec["lang"]), where
+        assert rec["topic"] in {"ontopic", "offtopic", None}, where
+        assert rec["date"] is None or re.fullmatch(r"\d{4}-\d{2}-\d{2}", rec["date"]), where
+        assert rec["text"].strip() and len(rec["text"]) <= 4000, where
+        assert rec["text"] == rec["text"].strip() and "<p>" not in rec["text"] and "**" not in rec["text"], where
+        assert rec["id"].startswith(rec["source"] + ":"), where
+        assert rec["_file"].startswith(rec["source"] + ".jsonl"), where
+
+
+def test_ids_are_unique_so_none_sits_in_two_splits(records):
+    counts = collections.Counter(rec["id"] for rec in records)
+    assert [i for i, n in counts.items() if n > 1] == []
+
+
+def test_no_test_source_is_seen_in_training_or_tuning(records):
+    for kind in KINDS:
+        test = {r["source"] for r in records if r["kind"] == kind and r["split"] == "test"}
+        tuned = {r["source"] for r in records if r["kind"] == kind and r["split"] != "test"}
+        assert test.isdisjoint(tuned), (kind, test & tuned)
+
+
+def test_no_test_text_repeats_a_training_or_dev_text(records):
+    def norm(text: str) -> str:
+        return " ".join(re.sub(r"[^\w ]+", " ", text.lower()).split())
+    seen = {norm(r["text"]) for r in records if r["split"] != "test"}
+    assert [r["id"] for r in records if r["split"] == "test" and norm(r["text"]) in seen] == []
+
+
+def test_a_factcheck_text_and_its_verdict_paragraph_share_a_split(records):
+    splits = collections.defaultdict(set)
+    for rec in records:
+        head, _, tail = rec["id"].rpartition(":")
+        if tail in ("text", "verdict"):
+            splits[head].add(rec["split"])
+    assert splits and all(len(s) == 1 for s in splits.values())
+
+
+def test_an_ntrex_line_has_one_split_in_every_language(records):
+    splits = collections.defaultdict(set)
+    for rec in records:
+        if rec["source"] == "ntrex":
+            splits[rec["id"].rsplit(":", 1)[1]].add(rec["split"])
+    assert splits and all(len(s) == 1 for s in splits.values())
+
+
+def test_test_split_holds_every_kind_and_train_holds_debunks_and_ordinary_text(records):
+    assert {r["kind"] for r in records if r["split"] == "test"} == KINDS
+    train = collections.Counter(r["kind"] for r in records if r["split"] == "train")
+    assert train["debunk"] >= 300 and train["ordinary"] >= 1000
+
+
+def test_the_shipped_corpus_stays_small():
+    assert sum(p.stat().st_size for p in REALTEXT.glob("*.jsonl")) < 6_000_000
