@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "CaseMatch": ".matching.index",
-    "match": ".matching.index",
+    "match": ".matching.search",
     "Evidence": ".prediction",
     "Model": ".prediction",
     "Prediction": ".prediction",
@@ -28,7 +28,8 @@ _EXPORTS = {
 __all__ = ["CaseMatch", "Evidence", "Model", "Prediction", "__version__", "load_model", "match", "predict"]
 
 if TYPE_CHECKING:
-    from .matching.index import CaseMatch, match
+    from .matching.index import CaseMatch
+    from .matching.search import match
     from .prediction import Evidence, Model, Prediction, load_model, predict
 
 

@@ -15,7 +15,8 @@ from . import __version__
 from .config import ConfigError, load_config
 from .data import parse_document, read_document, segment
 from .encoders import E5_SMALL, EncoderSourceError, build_encoder, load_encoder
-from .matching.index import build_index, match
+from .matching.index import build_index
+from .matching.search import match
 from .models.meta import ModelDirectoryError
 from .prediction import load_model
 from .scoring import score

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from .models.meta import META_FILE, ModelDirectoryError, TextClassifier
 from .models.registry import load_classifier
 from .models.combined import read_proba
 from .models.embedding_head import embeddings_of, encoder_for
+from .models.manifest import fingerprint as manifest_fingerprint
 from .matching.relevance import Relevance, load_relevance
 from .resources import DEFAULT_MODEL_DIR, ROLE_MODEL_DIR, TIERS
 
@@ -144,6 +147,24 @@ class Model:
         self._names = narratives.meta.label_names
         thresholds = narratives.meta.decision_thresholds
         self._thresholds = np.asarray(thresholds, dtype=np.float64)
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) over everything that decides this model's predictions: every file of its
+        directory and of the parts it names (cards, plots and metrics aside), the shipped role
+        model when it uses that, the case index's data and the weights of the encoder it reads.
+        ``score --resume`` refuses to continue an output written with another fingerprint."""
+        digest = hashlib.sha256(self.model_id.encode("utf-8"))
+        if self.directory is not None:
+            digest.update(manifest_fingerprint(self.directory).encode("ascii"))
+            if not Path(self.directory, "role", META_FILE).is_file():
+                digest.update(manifest_fingerprint(ROLE_MODEL_DIR).encode("ascii"))
+        if self.relevance is not None:
+            digest.update(json.dumps(self.relevance.index.meta.to_dict(), sort_keys=True).encode("utf-8"))
+        spec = self._embedding_spec()
+        if spec is not None:
+            digest.update(encoder_for(spec).fingerprint.encode("ascii"))
+        return digest.hexdigest()
 
     @property
     def labels(self) -> list[str]:

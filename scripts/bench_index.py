@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from disinfo_clf.matching.casefile import IndexedCase
-from disinfo_clf.matching.index import CaseIndex, IndexMeta, encoder_for, load_index, match
+from disinfo_clf.matching.index import CaseIndex, IndexMeta, encoder_for, load_index
+from disinfo_clf.matching.search import match
 from disinfo_clf.matching.vectors import exact_topk, ivf_index, train_ivf
 
 

@@ -29,7 +29,7 @@ SHARD_SIZE = 1_000
 
 def news_texts(n: int, seed: int = 0) -> list[str]:
     """``n`` news-like texts from the vendored exports (the same mix as benchmark.py's score feed)."""
-    from benchmark import feed_texts  # scripts/ is on sys.path when benchmark.py runs this
+    from bench_common import feed_texts
 
     return feed_texts(random.Random(seed), n)
 

@@ -6,11 +6,12 @@ own inference path; throughput does not depend on the weights). ``run(results)``
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmark import compared  # noqa: E402  (scripts/ is on sys.path when benchmark.py runs)
+from bench_common import compared
 
 
 def bench_tiny_encoder(titles: list[str], tokenizer_texts: list[str], batch_size: int, repeats: int) -> dict[str, Any]:
@@ -21,6 +22,7 @@ def bench_tiny_encoder(titles: list[str], tokenizer_texts: list[str], batch_size
     from disinfo_clf import load_model, predict
     from disinfo_clf.models.meta import MULTI_LABEL, ModelMeta
     from disinfo_clf.models.encoder import EncoderClassifier, load_pretrained_encoder
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tiny encoder is a test tool
     from tiny_encoder import build_tiny_encoder
     from disinfo_clf.resources import ROLE_MODEL_DIR
     from disinfo_clf.taxonomy import load_taxonomy

@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from bench_common import compared, feed_texts, timed_runs
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -52,14 +54,6 @@ TARGETS = {
 }
 
 
-def timed_runs(fn: Callable[[], Any], repeats: int) -> list[float]:
-    """Wall seconds of ``repeats`` calls of ``fn``."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def throughput(fn: Callable[[], Any], n: int, repeats: int) -> dict[str, Any]:
@@ -68,15 +62,6 @@ def throughput(fn: Callable[[], Any], n: int, repeats: int) -> dict[str, Any]:
     return {"per_s": round(n / statistics.median(times), 1), "runs_per_s": [round(n / t, 1) for t in times]}
 
 
-def compared(fns: dict[str, Callable[[], Any]], n: int, repeats: int) -> dict[str, dict[str, Any]]:
-    """:func:`throughput` of several functions, their runs taken in turn, so that a busy spell
-    of the machine slows all of them rather than one."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            times[name] += timed_runs(fn, 1)
-    return {name: {"per_s": round(n / statistics.median(t), 1), "runs_per_s": [round(n / x, 1) for x in t]}
-            for name, t in times.items()}
 
 
 def articles(n: int, size: int = ARTICLE_CHARS) -> list[str]:
@@ -176,28 +161,6 @@ def bench_first_call(repeats: int) -> dict[str, Any]:
             "first_call_measures": "import disinfo_clf + load the default model + one predict, in a fresh process"}
 
 
-def feed_texts(rng: random.Random, n: int) -> list[str]:
-    """``n`` varied news-like texts from the real exports: titles, claims, disproofs, and short
-    articles of two to six of them."""
-    from disinfo_clf.data import load_database_csv, load_review_csv
-
-    titles = [c.title for c in load_database_csv() if c.title]
-    reviews = load_review_csv()
-    claims = [c.claim for c in reviews if c.claim]
-    disproofs = [c.debunk for c in reviews if c.debunk]
-    pool = titles + claims + disproofs
-    out = []
-    for _ in range(n):
-        kind = rng.random()
-        if kind < 0.5:
-            out.append(rng.choice(titles))
-        elif kind < 0.7:
-            out.append(rng.choice(claims))
-        elif kind < 0.8:
-            out.append(rng.choice(disproofs))
-        else:
-            out.append("\n\n".join(rng.sample(pool, k=rng.randint(2, 6))))
-    return out
 
 
 def bench_score(n: int) -> dict[str, Any]:

@@ -27,7 +27,8 @@ import numpy as np
 
 from disinfo_clf.text.vocabulary import normalise_key
 from disinfo_clf.encoders import load_encoder
-from disinfo_clf.matching.index import INDEX_DIR, CaseIndex, embed_windows, load_index
+from disinfo_clf.matching.index import INDEX_DIR, CaseIndex, load_index
+from disinfo_clf.matching.search import embed_windows
 from disinfo_clf.resources import DATA_DIR
 
 KS = (1, 3, 5)

@@ -10,7 +10,8 @@ import pytest
 from disinfo_clf.matching import index as index_module
 from disinfo_clf.matching.casefile import CaseFileError, IndexedCase, data_sha256, load_case_file, vendored_cases
 from disinfo_clf.cli import main
-from disinfo_clf.matching.index import INDEX_DIR, CaseIndex, CaseIndexError, CaseMatch, build_index, load_index, match
+from disinfo_clf.matching.index import INDEX_DIR, CaseIndex, CaseIndexError, CaseMatch, build_index, load_index
+from disinfo_clf.matching.search import match
 from hashing_encoder import HashingEncoder
 
 CASES = [

@@ -86,3 +86,11 @@ def build_tiny_encoder(
         output_dir, config.vocab_size, sum(p.numel() for p in model.parameters()),
     )
     return output_dir
+
+
+if __name__ == "__main__":  # python tests/tiny_encoder.py DIR: the encoder configs/tiny-encoder.yaml trains on
+    from disinfo_clf.data.corpus import corpus_texts
+
+    if len(sys.argv) != 2:
+        sys.exit("usage: python tests/tiny_encoder.py OUTPUT_DIR")
+    print(build_tiny_encoder(sys.argv[1], texts=corpus_texts()))

@@ -19,6 +19,8 @@ _EXPORTS = {
     "Encoder": ".base",
     "EncoderLoadError": ".weights",
     "load_encoder": ".inference",
+    "register_encoder": ".inference",
+    "shared_encoder": ".inference",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import sys
+import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from functools import cached_property
@@ -118,3 +119,30 @@ def _cpu_backend() -> str:
         logger.info("onnxruntime is not installed (pip install onnxruntime); the encoder runs in torch")
         return "torch"
     return "onnx-int8"
+
+
+_SHARED: dict[tuple[str, str], Encoder] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared_key(name_or_path: str | os.PathLike[str] | None, backend: str) -> tuple[str, str]:
+    name = os.fspath(name_or_path) if name_or_path is not None else E5_SMALL
+    return str(local_encoder_dir(name).resolve()), backend
+
+
+def shared_encoder(name_or_path: str | os.PathLike[str] | None = None, *, backend: str = "auto") -> Encoder:
+    """The process-wide encoder (the body) for a Hub name or local directory and a backend, loaded
+    once: the narrative, role and relevance heads and case matching all read its embeddings."""
+    key = _shared_key(name_or_path, backend)
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = load_encoder(name_or_path, backend=backend)
+        return _SHARED[key]
+
+
+def register_encoder(encoder: Encoder, name_or_path: str | os.PathLike[str] | None = None, *,
+                     backend: str = "auto") -> None:
+    """Make ``encoder`` the process-wide encoder for ``name_or_path`` and ``backend``: every head
+    and index that names them reads it from now on (a test double, or an encoder on another device)."""
+    with _SHARED_LOCK:
+        _SHARED[_shared_key(name_or_path, backend)] = encoder

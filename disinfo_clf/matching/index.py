@@ -36,7 +36,7 @@ from ..text.sentences import text_windows
 from ..text.vocabulary import normalise_key
 from ..resources import RESOURCES
 from .vectors import exact_topk, import_faiss, ivf_index, train_ivf
-from ..encoders import load_encoder
+from ..encoders.inference import shared_encoder
 from ..encoders import E5_SMALL
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ ANN_THRESHOLD = 200_000
 """From this many cases on, ``backend="auto"`` searches with faiss (when installed)."""
 Backend = Literal["auto", "exact", "faiss"]
 
-__all__ = ["CaseIndex", "CaseIndexError", "CaseMatch", "IndexMeta", "build_index", "load_index", "match"]
+__all__ = ["CaseIndex", "CaseIndexError", "CaseMatch", "IndexMeta", "build_index", "load_index"]
 
 
 class CaseIndexError(ValueError):
@@ -341,64 +341,12 @@ def load_index(path: str | Path | CaseIndex | None = None) -> CaseIndex:
     return _load_cached(str(directory.resolve()))
 
 
-@functools.lru_cache(maxsize=2)
-def _encoder_named(name: str) -> Encoder:
-
-    return load_encoder(name) if name else load_encoder()
-
-
 def encoder_for(index: CaseIndex, encoder: Encoder | None = None) -> Encoder:
     """``encoder``, or the one the index names (loaded once per process), checked against the index."""
     if encoder is None:
-        encoder = _encoder_named(index.meta.encoder)
+        encoder = shared_encoder(index.meta.encoder or None)
     index.check(encoder)
     return encoder
-
-
-def embed_windows(texts: Sequence[str], encoder: Encoder, *, batch_size: int = 64,
-                  show_progress_bar: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings of every sentence window of ``texts``, and the text each row belongs to."""
-    windows = [text_windows(t) for t in texts]
-    flat = [t[s:e] for t, ws in zip(texts, windows) for s, e in ws]
-    owners = np.repeat(np.arange(len(texts)), [len(ws) for ws in windows])
-    embeddings = encoder.embed(flat, prefix=PREFIX, batch_size=batch_size, show_progress_bar=show_progress_bar)
-    return embeddings, owners
-
-
-def _check_texts(texts: Sequence[Any]) -> None:
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"texts[{i}] is {type(text).__name__}, not str: pass text strings")
-        if not text.strip():
-            raise ValueError(f"texts[{i}] is empty: every text needs some non-blank characters")
-
-
-@overload
-def match(texts: str, k: int = ..., *, index: str | Path | CaseIndex | None = ..., encoder: Encoder | None = ...,
-          batch_size: int = ..., show_progress_bar: bool | None = ...) -> list[CaseMatch]: ...
-@overload
-def match(texts: Sequence[str], k: int = ..., *, index: str | Path | CaseIndex | None = ...,
-          encoder: Encoder | None = ..., batch_size: int = ..., show_progress_bar: bool | None = ...) -> list[list[CaseMatch]]: ...
-def match(texts: str | Sequence[str], k: int = 5, *, index: str | Path | CaseIndex | None = None,
-          encoder: Encoder | None = None, batch_size: int = 64,
-          show_progress_bar: bool | None = None) -> list[CaseMatch] | list[list[CaseMatch]]:
-    """The ``k`` catalogued cases closest to a text, best first; a list of texts gives one list per text.
-
-    ``index`` is None (the shipped index of every vendored case), an index directory, or a
-    :class:`CaseIndex`; ``encoder`` defaults to the one the index was built with.
-    """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
-    single = isinstance(texts, str)
-    items = [texts] if single else list(texts)  # type: ignore[list-item]
-    _check_texts(items)
-    case_index = load_index(index)
-    if not items:
-        return []
-    model = encoder_for(case_index, encoder)
-    embeddings, owners = embed_windows(items, model, batch_size=batch_size, show_progress_bar=show_progress_bar)
-    results = case_index.search(embeddings, k, owners)
-    return results[0] if single else results
 
 
 def build_index(cases: str | Path | Sequence[IndexedCase] | None, output: str | Path, *,
@@ -417,7 +365,7 @@ def build_index(cases: str | Path | Sequence[IndexedCase] | None, output: str | 
         records = list(cases)
 
     name = E5_SMALL if encoder is None else str(getattr(encoder, "name_or_path", ""))
-    model = encoder if encoder is not None else _encoder_named(E5_SMALL)
+    model = encoder if encoder is not None else shared_encoder(E5_SMALL)
     index = CaseIndex.build(records, model, encoder_name=name, batch_size=batch_size,
                             show_progress_bar=show_progress_bar)
     index.save(output)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from ..resources import DEFAULT_MODEL_DIR
+from ..text.language import GROUPS, language_group
 from .index import load_index
 from .index import encoder_for
 
@@ -85,14 +86,6 @@ def index_features(index: CaseIndex, embeddings: np.ndarray, texts: Sequence[str
     return window_features(similarities, embeddings @ index.centroid, [word_count(t) for t in texts])
 
 
-GROUPS = ("en", "other")
-"""Language groups with their own calibration and threshold: English (most of the cases are
-English, so English texts sit closer to them) and every other language."""
-
-
-def language_group(language: str | None) -> str:
-    """The calibration group of a detected language code (``None``: unknown, read as ``other``)."""
-    return "en" if language == "en" else "other"
 
 
 @dataclass

@@ -20,21 +20,20 @@ from typing import Any, Sequence
 import numpy as np
 
 from .meta import CONFIG_FILE, META_FILE, ModelDirectoryError, ModelMeta, TextClassifier, require_files, write_hf_config
+from .manifest import part_checksum
 from .registry import load_classifier
 from .calibration import CalibratedClassifier
 from .embedding_head import embeddings_of
 from .meta import MULTI_LABEL
 from .calibration import tune_thresholds as tune
 from .calibration import platt_parameters
-from ..text.language import detect_language
+from ..text.language import OTHER, detect_language, language_groups
 from .calibration import apply_calibration
 
 logger = logging.getLogger(__name__)
 
 MODEL_TYPE = "disinfo-combined"
 COMBINED_FILE = "combined.json"
-OTHER = "other"
-"""The language group of every language without weights of its own."""
 _EPS = 1e-6
 
 
@@ -50,12 +49,6 @@ class Part:
 def _resolve(directory: Path, path: str) -> Path:
     candidate = Path(path)
     return candidate if candidate.is_absolute() else (directory / candidate).resolve()
-
-
-def language_groups(languages: Sequence[str | None], weighted: Sequence[str]) -> list[str]:
-    """The weight group of each text: its language when it has weights of its own, else ``other``."""
-    own = set(weighted) - {OTHER}
-    return [lang if lang in own else OTHER for lang in languages]
 
 
 def mix(probabilities: Sequence[np.ndarray], groups: Sequence[str], weights: dict[str, list[float]]) -> np.ndarray:
@@ -134,7 +127,9 @@ class CombinedClassifier(CalibratedClassifier):
         directory.mkdir(parents=True, exist_ok=True)
         write_hf_config(directory, self.meta, {"model_type": MODEL_TYPE})
         self.meta.save(directory)
-        data = {"parts": [{"name": p.name, "path": p.path} for p in self.part_specs], "weights": self.weights,
+        parts = [{"name": p.name, "type": m.meta.backend, "path": p.path,
+                  "sha256": part_checksum(_resolve(directory, p.path))} for p, m in zip(self.part_specs, self.parts)]
+        data = {"parts": parts, "weights": self.weights,
                 "group_calibration": self.group_calibration}
         Path(directory, COMBINED_FILE).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
@@ -148,16 +143,26 @@ class CombinedClassifier(CalibratedClassifier):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             parts = [Part(str(p["name"]), str(p["path"])) for p in data["parts"]]
+            checksums = [p.get("sha256") for p in data["parts"]]
+            types = [p.get("type") for p in data["parts"]]
             weights = {str(g): [float(x) for x in w] for g, w in data["weights"].items()}
             group_calibration = {str(g): [float(a), float(b)] for g, (a, b) in data.get("group_calibration", {}).items()}
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ModelDirectoryError(f"{path} is corrupt ({exc}): it needs 'parts' [{{name, path}}] and 'weights' {{group: [...]}}") from exc
         models = []
-        for part in parts:
+        for part, checksum, kind in zip(parts, checksums, types):
             part_dir = _resolve(directory, part.path)
+            if checksum is not None and part_checksum(part_dir) != checksum:
+                raise ModelDirectoryError(
+                    f"{path}: part {part.name} ({part_dir}) is not the one this model was combined from (its files "
+                    "changed since): retrain the combined model (disinfo-clf train --config configs/default.yaml), "
+                    "or restore the part")
             if part_dir == directory.resolve() or _resolve(part_dir, ".") == directory.resolve():
                 raise ModelDirectoryError(f"{path}: part {part.name} points at the combined directory itself")
-            if ModelMeta.load(part_dir).backend == "combined":
+            backend = ModelMeta.load(part_dir).backend
+            if kind is not None and kind != backend:
+                raise ModelDirectoryError(f"{path}: part {part.name} is listed as {kind!r} but {part_dir} holds a {backend!r} model")
+            if backend == "combined":
                 raise ModelDirectoryError(f"{path}: part {part.name} is itself a combined model; name its parts instead")
             models.append(load_classifier(part_dir))
         return cls(meta, parts, models, weights, group_calibration)

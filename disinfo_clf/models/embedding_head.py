@@ -26,7 +26,7 @@ from .meta import CONFIG_FILE, META_FILE, MULTI_LABEL, ModelDirectoryError, Mode
 from .calibration import CalibratedClassifier
 from ..encoders.cache import EmbeddingCache
 from .linear import fit_logistic_heads
-from ..encoders.inference import load_encoder
+from ..encoders.inference import shared_encoder
 from .calibration import apply_calibration
 
 if TYPE_CHECKING:
@@ -77,15 +77,9 @@ class EncoderSpec:
         Path(directory, ENCODER_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
 
 
-@functools.lru_cache(maxsize=4)
-def _shared_encoder(name_or_path: str, backend: str) -> "Encoder":
-
-    return load_encoder(name_or_path, backend=backend)
-
-
 def encoder_for(spec: EncoderSpec) -> "Encoder":
     """The process-wide encoder a spec names (loaded once), warning when its weights differ."""
-    encoder = _shared_encoder(spec.name_or_path, spec.backend)
+    encoder = shared_encoder(spec.name_or_path, backend=spec.backend)
     if spec.fingerprint and encoder.fingerprint and encoder.fingerprint != spec.fingerprint:
         logger.warning(
             "encoder %s has weights %s…, but the head was fitted on %s…: scores may differ from the model card's",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any
+from typing import Any, Sequence
 
 logger = logging.getLogger(__name__)
 
@@ -32,3 +32,21 @@ def detect_language(text: str) -> str | None:
     if not result or result[0].get("score", 0.0) < MIN_CONFIDENCE:
         return None
     return str(result[0]["lang"])
+
+
+OTHER = "other"
+"""The group of every language without weights or calibration of its own (and of unknown ones)."""
+GROUPS = ("en", OTHER)
+"""The default language groups with their own weights, calibration and thresholds: English (most
+of the cases are English, so English texts sit closer to them) and every other language."""
+
+
+def language_groups(languages: Sequence[str | None], own: Sequence[str] = GROUPS) -> list[str]:
+    """The group of each language code: itself when ``own`` names it, else :data:`OTHER`."""
+    named = set(own) - {OTHER}
+    return [lang if lang in named else OTHER for lang in languages]
+
+
+def language_group(language: str | None, own: Sequence[str] = GROUPS) -> str:
+    """The group of one language code (``None``: unknown, read as :data:`OTHER`)."""
+    return language_groups([language], own)[0]
