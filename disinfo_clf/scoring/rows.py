@@ -196,7 +196,7 @@ def arrow_schema() -> Any:
         origin, args = typing.get_origin(hint), typing.get_args(hint)
         if origin in (typing.Union, types.UnionType):
             return arrow(next(a for a in args if a is not type(None)))
-        if origin is list:
+        if origin in (list, tuple):  # tuple[str, ...]: a list in Arrow
             return pa.list_(arrow(args[0]))
         if origin is dict:
             return pa.map_(arrow(args[0]), arrow(args[1]))
