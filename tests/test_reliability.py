@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,68 @@ def test_score_with_the_fast_model_name(tmp_path: Path) -> None:
     source.write_text('{"id": "1", "text": "NATO is encircling Russia with bases."}\n', encoding="utf-8")
     summary = score([source], tmp_path / "out.jsonl", model="fast")
     assert summary.scored == 1 and summary.errors == 0
+
+
+def _saved_index(tmp_path: Path, *, ivf: bool = False) -> Path:
+    from disinfo_clf.matching.index import CaseIndex
+    from disinfo_clf.matching.casefile import IndexedCase
+    from hashing_encoder import HashingEncoder
+
+    cases = [IndexedCase(id=str(i), url=None, title=str(i), claim=f"claim number {i} about NATO", date=None)
+             for i in range(60)]
+    directory = tmp_path / "idx"
+    if ivf:
+        pytest.importorskip("faiss")
+    CaseIndex.build(cases, HashingEncoder()).save(directory, dtype="float32", ivf=ivf)
+    return directory
+
+
+def _rewrite_tensors(directory: Path, change: Callable[[dict], None]) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    path = directory / "embeddings.safetensors"
+    tensors = load_file(str(path))
+    change(tensors)
+    save_file(tensors, str(path), metadata={"format_version": "1"})
+
+
+def test_index_with_rotated_cases_is_refused(tmp_path: Path) -> None:
+    import json
+
+    from disinfo_clf.matching.index import CaseIndex, CaseIndexError
+
+    directory = _saved_index(tmp_path)
+    path = directory / "cases.json"
+    cases = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps(cases[1:] + cases[:1]), encoding="utf-8")
+    with pytest.raises(CaseIndexError, match=r"cases\.json is not the case list .*scripts/build_index\.py"):
+        CaseIndex.load(directory)
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda t: t["embeddings"].__setitem__((3, 0), float("nan")), "NaN or infinite values"),
+    (lambda t: t.__setitem__("embeddings", (t["embeddings"] * 100).astype("int8")), "dtype int8, not a float"),
+    (lambda t: t.__setitem__("embeddings", t["embeddings"][:-1]), "has shape"),
+])
+def test_index_with_damaged_embeddings_is_refused(tmp_path: Path, change: object, expected: str) -> None:
+    from disinfo_clf.matching.index import CaseIndex, CaseIndexError
+
+    directory = _saved_index(tmp_path)
+    _rewrite_tensors(directory, change)
+    with pytest.raises(CaseIndexError, match=rf"embeddings\.safetensors: .*{expected}.*disinfo-clf index build"):
+        CaseIndex.load(directory)
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda t: t["ivf_assign"].__setitem__(0, 10_000_000), "names lists outside"),
+    (lambda t: t["ivf_assign"].__setitem__(0, -1), "names lists outside"),
+    (lambda t: t.__setitem__("ivf_assign", t["ivf_assign"][:-5]), "one integer per case"),
+    (lambda t: t.__setitem__("ivf_centroids", t["ivf_centroids"][:, :-1].copy()), "has shape"),
+])
+def test_crafted_ivf_layout_never_reaches_faiss(tmp_path: Path, change: object, expected: str) -> None:
+    from disinfo_clf.matching.index import CaseIndex, CaseIndexError
+
+    directory = _saved_index(tmp_path, ivf=True)
+    _rewrite_tensors(directory, change)
+    with pytest.raises(CaseIndexError, match=expected):
+        CaseIndex.load(directory)
