@@ -143,3 +143,48 @@ def test_crafted_ivf_layout_never_reaches_faiss(tmp_path: Path, change: object, 
     _rewrite_tensors(directory, change)
     with pytest.raises(CaseIndexError, match=expected):
         CaseIndex.load(directory)
+
+
+MODELS = Path(__file__).parents[1] / "disinfo_clf" / "resources" / "models"
+
+
+def _poison_tensor(directory: Path, file: str, key: str) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(str(directory / file))
+    tensors[key] = tensors[key].copy()
+    tensors[key].flat[0] = float("nan")
+    save_file(tensors, str(directory / file))
+
+
+@pytest.mark.parametrize(("name", "file", "key"), [
+    ("roles-linear", "linear.safetensors", "intercept"),
+    ("roles-linear", "linear.safetensors", "coef"),
+    ("roles-e5", "head.safetensors", "intercept"),
+])
+def test_nan_weights_are_refused_at_load(tmp_path: Path, name: str, file: str, key: str) -> None:
+    import shutil
+
+    from disinfo_clf.models.errors import ModelDirectoryError
+    from disinfo_clf.models.registry import load_classifier
+
+    directory = Path(shutil.copytree(MODELS / name, tmp_path / name))
+    _poison_tensor(directory, file, key)
+    with pytest.raises(ModelDirectoryError, match=rf"{file}: {key} holds 1 NaN or infinite values"):
+        load_classifier(directory)
+
+
+@pytest.mark.parametrize("key", ["weights", "group_calibration"])
+def test_nan_in_combined_settings_is_refused_at_load(tmp_path: Path, key: str) -> None:
+    import json
+    import shutil
+
+    from disinfo_clf.models.errors import ModelDirectoryError
+    from disinfo_clf.models.registry import load_classifier
+
+    directory = Path(shutil.copytree(MODELS / "narratives-default", tmp_path / "models" / "narratives-default"))
+    data = json.loads((directory / "combined.json").read_text(encoding="utf-8"))
+    data[key]["en"][1] = float("nan")
+    (directory / "combined.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ModelDirectoryError, match=rf"combined\.json: '{key}' holds 1 NaN"):
+        load_classifier(directory)
