@@ -188,3 +188,23 @@ def test_nan_in_combined_settings_is_refused_at_load(tmp_path: Path, key: str) -
     (directory / "combined.json").write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(ModelDirectoryError, match=rf"combined\.json: '{key}' holds 1 NaN"):
         load_classifier(directory)
+
+
+@pytest.mark.parametrize("opener", ["<script>", "<!--", "<style>", "<svg>", "<a "])
+def test_hostile_html_strips_in_linear_time(opener: str) -> None:
+    import time
+
+    from disinfo_clf.text.textio import strip_tags
+
+    html = "<p>Kept text</p>" + opener * (400_000 // len(opener))
+    started = time.perf_counter()
+    assert strip_tags(html) == "Kept text"
+    assert time.perf_counter() - started < 2.0  # quadratic stripping took 60 s on 400 KB of <script>
+
+
+def test_tag_stripping_keeps_text_blocks_and_entities() -> None:
+    from disinfo_clf.text.textio import strip_tags
+
+    html = ("<head><title>T</title><body><h1>Title</h1><p>One &amp; two &lt;b&gt; a < b</p><script>if (a<b) x()"
+            "</SCRIPT ><!-- note --><div>Three<br/>Four</div><style>p{}</style><svg><text>no</text></svg>End")
+    assert strip_tags(html) == "Title\nOne & two <b> a < b\nThree\nFour\nEnd"
