@@ -208,3 +208,17 @@ def test_tag_stripping_keeps_text_blocks_and_entities() -> None:
     html = ("<head><title>T</title><body><h1>Title</h1><p>One &amp; two &lt;b&gt; a < b</p><script>if (a<b) x()"
             "</SCRIPT ><!-- note --><div>Three<br/>Four</div><style>p{}</style><svg><text>no</text></svg>End")
     assert strip_tags(html) == "Title\nOne & two <b> a < b\nThree\nFour\nEnd"
+
+
+def test_an_output_inside_an_input_folder_is_not_read_and_resume_works(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("NATO moves troops east.", encoding="utf-8")
+    (docs / "b.txt").write_text("Ukraine is run by Nazis, they say.", encoding="utf-8")
+    out = docs / "scores.txt"
+    first = score([docs], out, model=FakeModel())
+    assert first.records == 2
+    again = score([docs], out, model=FakeModel(), resume=True)  # the folder's fingerprint did not grow
+    assert again.records == 2 and again.resumed == 2
+    replaced = score([docs], out, model=FakeModel(), overwrite=True)
+    assert replaced.records == 2 and len(out.read_text(encoding="utf-8").splitlines()) == 2
