@@ -222,3 +222,50 @@ def test_an_output_inside_an_input_folder_is_not_read_and_resume_works(tmp_path:
     assert again.records == 2 and again.resumed == 2
     replaced = score([docs], out, model=FakeModel(), overwrite=True)
     assert replaced.records == 2 and len(out.read_text(encoding="utf-8").splitlines()) == 2
+
+
+def _fake_export(folder: Path) -> Path:
+    import json
+
+    from disinfo_clf.encoders import onnx
+
+    folder.mkdir()
+    model = folder / onnx._model_name(True)
+    model.write_bytes(b"graph" * 100)
+    (folder / "model.data").write_bytes(bytes(range(256)) * 4096)
+    sidecar = {"recipe": onnx.RECIPE, "weights_sha256": "w" * 64, "data_file": "model.data",
+               "files": onnx._file_records(model, "model.data")}
+    model.with_suffix(".json").write_text(json.dumps(sidecar), encoding="utf-8")
+    return model
+
+
+def test_damaged_onnx_export_is_detected_even_with_size_and_mtime_kept(tmp_path: Path) -> None:
+    from disinfo_clf.encoders import onnx
+
+    model = _fake_export(tmp_path / "onnx")
+    assert onnx._valid(model, "w" * 64)
+    data = tmp_path / "onnx" / "model.data"
+    before = data.stat()
+    with data.open("r+b") as stream:  # same size, other content, mtime put back
+        stream.seek(1000)
+        stream.write(b"\0" * 4000)
+    os.utime(data, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert onnx._valid(model, "w" * 64)  # this process checked it already, and size and mtime did not change
+    onnx._VERIFIED.clear()  # a new process hashes it again
+    assert not onnx._valid(model, "w" * 64)
+    data.write_bytes(b"x")  # a changed size is seen at once
+    assert not onnx._valid(model, "w" * 64)
+
+
+def test_onnx_export_without_checksums_gets_them_recorded(tmp_path: Path) -> None:
+    import json
+
+    from disinfo_clf.encoders import onnx
+
+    model = _fake_export(tmp_path / "onnx")
+    sidecar = json.loads(model.with_suffix(".json").read_text(encoding="utf-8"))
+    del sidecar["files"]
+    model.with_suffix(".json").write_text(json.dumps(sidecar), encoding="utf-8")
+    assert onnx._valid(model, "w" * 64)
+    recorded = json.loads(model.with_suffix(".json").read_text(encoding="utf-8"))["files"]
+    assert recorded["model.data"]["size"] == 256 * 4096
