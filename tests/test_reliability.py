@@ -269,3 +269,22 @@ def test_onnx_export_without_checksums_gets_them_recorded(tmp_path: Path) -> Non
     assert onnx._valid(model, "w" * 64)
     recorded = json.loads(model.with_suffix(".json").read_text(encoding="utf-8"))["files"]
     assert recorded["model.data"]["size"] == 256 * 4096
+
+
+@pytest.mark.slow
+def test_doctor_names_a_damaged_index_and_how_to_rebuild(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from disinfo_clf import doctor
+    from disinfo_clf.cli import main
+    from disinfo_clf.matching.index import INDEX_DIR
+
+    damaged = Path(shutil.copytree(INDEX_DIR, tmp_path / "index"))
+    cases = damaged / "cases.json"
+    cases.write_text(cases.read_text(encoding="utf-8").replace('"claim": "', '"claim": "X', 1), encoding="utf-8")
+    monkeypatch.setattr(doctor, "INDEX_DIR", damaged)
+    monkeypatch.setattr(doctor, "_models", lambda: [])  # the shipped models: covered by the NaN tests above
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  case index" in out and "scripts/build_index.py" in out

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from .base import Encoder, quiet_loading
-from .weights import WEIGHTS_FILE, EncoderLoadError, _read, _writable, _write_atomic, cache_dirs, weights_sha256
+from .weights import WEIGHTS_FILE, EncoderLoadError, _file_sha256, _read, _writable, _write_atomic, cache_dirs, weights_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -69,14 +69,6 @@ def _valid(model: Path, sha256: str) -> bool:
 
 _VERIFIED: dict[str, tuple[int, int]] = {}
 """Exported files whose sha256 matched in this process, with the (size, mtime) they had then."""
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _file_records(model: Path, data: str) -> dict[str, dict[str, Any]]:
