@@ -20,6 +20,7 @@ from .matching.search import match
 from .models.meta import ModelDirectoryError
 from .prediction import load_model
 from .scoring import score
+from .doctor import command as doctor_command
 from .taxonomy import load_taxonomy
 from .training.datasets import SplitReport, build_datasets
 from .training.train import METRICS_FILE, evaluate_dir, train
@@ -312,6 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="index directory to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing index directory")
     p.set_defaults(func=_cmd_index_build)
+
+    p = sub.add_parser("doctor", help="verify the encoder cache, the shipped models and the case index, "
+                                      "and name what to rebuild (exit 1 when something is damaged)")
+    p.set_defaults(func=doctor_command)
     return parser
 
 

@@ -85,6 +85,7 @@ def test_a_full_disk_while_training_is_one_line_and_leaves_the_old_model(tmp_pat
     out = tmp_path / "roles"
     out.mkdir()
     (out / "README.md").write_text("the old model card")
+    (out / "disinfo_clf.json").write_text("{}")  # a model directory: --overwrite may replace it
 
     def full(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -93,7 +94,7 @@ def test_a_full_disk_while_training_is_one_line_and_leaves_the_old_model(tmp_pat
     assert main(["train", "--config", *QUICK_ROLES, "--output-dir", str(out), "--overwrite"]) == 1
     line = _one_error_line(capsys.readouterr().err)
     assert "no space left" in line and str(out) in line and "free some disk space" in line
-    assert [p.name for p in out.iterdir()] == ["README.md"] and (out / "README.md").read_text() == "the old model card"
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "disinfo_clf.json"] and (out / "README.md").read_text() == "the old model card"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".roles.partial")], "the half-written copy stays behind"
 
 

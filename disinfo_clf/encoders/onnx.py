@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from .base import Encoder, quiet_loading
-from .weights import WEIGHTS_FILE, EncoderLoadError, _read, _writable, _write_atomic, cache_dirs, weights_sha256
+from .weights import WEIGHTS_FILE, EncoderLoadError, _file_sha256, _read, _writable, _write_atomic, cache_dirs, weights_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,39 @@ def _valid(model: Path, sha256: str) -> bool:
     sidecar = _read(model.with_suffix(".json"))
     data = sidecar.get("data_file")
     return (model.is_file() and sidecar.get("recipe") == RECIPE and sidecar.get("weights_sha256") == sha256
-            and isinstance(data, str) and model.with_name(data).is_file())
+            and isinstance(data, str) and model.with_name(data).is_file() and _intact(model, sidecar))
+
+
+_VERIFIED: dict[str, tuple[int, int]] = {}
+"""Exported files whose sha256 matched in this process, with the (size, mtime) they had then."""
+
+
+def _file_records(model: Path, data: str) -> dict[str, dict[str, Any]]:
+    """Size and sha256 of the exported ``model`` and its ``data`` file, for the sidecar."""
+    return {name: {"size": model.with_name(name).stat().st_size, "sha256": _file_sha256(model.with_name(name))}
+            for name in (model.name, data)}
+
+
+def _intact(model: Path, sidecar: dict[str, Any]) -> bool:
+    """Whether the exported files are the ones the sidecar records: size and mtime unchanged since
+    this process checked them, else a full sha256. A damaged file is exported again."""
+    files, names = sidecar.get("files"), (model.name, str(sidecar["data_file"]))
+    if not isinstance(files, dict):  # exported before checksums were recorded: recorded now, checked from then on
+        with contextlib.suppress(OSError):
+            _write_atomic(model.with_suffix(".json"), {**sidecar, "files": _file_records(model, names[1])})
+        return True
+    for name in names:
+        path, expected = model.with_name(name), files.get(name)
+        status = path.stat()
+        key = (status.st_size, status.st_mtime_ns)
+        if _VERIFIED.get(str(path)) == key:
+            continue
+        if not isinstance(expected, dict) or status.st_size != expected.get("size") or _file_sha256(path) != expected.get("sha256"):
+            logger.warning("%s is damaged: its size or sha256 is not the one %s records; exporting the encoder again",
+                           path, model.with_suffix(".json"))
+            return False
+        _VERIFIED[str(path)] = key
+    return True
 
 
 def cached_onnx_model(directory: str | os.PathLike[str], *, quantized: bool = True) -> Path | None:
@@ -142,7 +174,7 @@ def export_onnx(directory: str | os.PathLike[str], target: str | os.PathLike[str
         "recipe": RECIPE, "weights_sha256": sha256, "source": str(directory), "quantized": quantized, "data_file": data,
         "quantized_ops": QUANTIZED_OPS if quantized else [], "float32_nodes": kept, "opset": OPSET,
         "torch": torch.__version__, "transformers": transformers.__version__, "onnxruntime": onnxruntime.__version__,
-        "export_s": round(time.perf_counter() - start, 1),
+        "export_s": round(time.perf_counter() - start, 1), "files": _file_records(target, data),
     }
     _write_atomic(target.with_suffix(".json"), sidecar)
     _remove_stale(target.parent, _BASE[quantized], keep={target.name, target.with_suffix(".json").name, data})

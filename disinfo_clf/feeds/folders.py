@@ -9,16 +9,18 @@ read through their real path when that is inside the folder).
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..text.textio import printable_path
 
-__all__ = ["DOCUMENT_SUFFIXES", "FolderEntry", "walk_folder"]
+__all__ = ["DOCUMENT_SUFFIXES", "FolderEntry", "excluding", "walk_folder"]
 
 DOCUMENT_SUFFIXES = {".txt": "text", ".html": "html", ".htm": "html"}
 """File suffixes read from a folder, and whether the file is plain text or HTML."""
@@ -39,9 +41,32 @@ class FolderEntry:
     warning: str | None = None
 
 
+_EXCLUDED: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("excluded_from_folders", default=())
+
+
+@contextlib.contextmanager
+def excluding(paths: Iterable[str | os.PathLike[str]]) -> Iterator[None]:
+    """While inside, folder walks leave out ``paths`` (files or folders, compared by device and inode):
+    a run's own output and manifest inside an input folder are never read as records or fingerprinted."""
+    token = _EXCLUDED.set(tuple(os.fspath(p) for p in paths))
+    try:
+        yield
+    finally:
+        _EXCLUDED.reset(token)
+
+
+def _is_excluded(entry: os.DirEntry[str], excluded: tuple[str, ...]) -> bool:
+    for path in excluded:
+        if os.path.basename(path) == entry.name:
+            with contextlib.suppress(OSError):
+                if os.path.samefile(path, entry.path):
+                    return True
+    return False
+
+
 def walk_folder(root: str | Path) -> Iterator[FolderEntry]:
     """Every document entry under ``root`` (see the module docstring for the order and the rules)."""
-    root = Path(root)
+    root, excluded = Path(root), _EXCLUDED.get()
     real_root = os.path.realpath(root)
     stack = [root]
     while stack:
@@ -56,6 +81,8 @@ def walk_folder(root: str | Path) -> Iterator[FolderEntry]:
         subfolders: list[Path] = []
         for entry in entries:
             path = Path(directory, entry.name)
+            if excluded and _is_excluded(entry, excluded):
+                continue
             if _is_dir(entry):
                 if not entry.is_symlink():
                     subfolders.append(path)

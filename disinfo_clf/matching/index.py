@@ -35,6 +35,7 @@ from .casefile import IndexedCase, data_sha256, load_case_file, texts_sha256, ve
 from ..text.sentences import text_windows
 from ..text.vocabulary import normalise_key
 from ..resources import RESOURCES
+from .index_checks import check_cases, check_float_matrix, check_ivf
 from .vectors import exact_topk, import_faiss, ivf_index, train_ivf
 from ..encoders.inference import shared_encoder
 from ..encoders import E5_SMALL
@@ -229,14 +230,15 @@ class CaseIndex:
             tensors = load_file(str(emb_path))
         except (SafetensorError, OSError) as exc:
             raise CaseIndexError(f"{emb_path} is not a readable safetensors file ({exc}); rebuild the index") from exc
-        embeddings = tensors.get("embeddings")
-        if embeddings is None or embeddings.shape != (meta.count, meta.dim) or len(cases) != meta.count:
-            raise CaseIndexError(f"{directory}: {META_FILE} says {meta.count} cases of dim {meta.dim}, but "
-                                 f"{CASES_FILE} holds {len(cases)} and the embeddings have shape "
-                                 f"{None if embeddings is None else embeddings.shape}; rebuild the index")
-        ivf = None
-        if "ivf_centroids" in tensors and "ivf_assign" in tensors:
-            ivf = (tensors["ivf_centroids"].astype(np.float32), tensors["ivf_assign"].astype(np.int64))
+        try:
+            check_cases(cases, meta.data_sha256, meta.count, cases_path)
+            embeddings = check_float_matrix(tensors.get("embeddings"), (meta.count, meta.dim), emb_path, "embeddings")
+            ivf = None
+            if "ivf_centroids" in tensors or "ivf_assign" in tensors:
+                ivf = check_ivf(tensors.get("ivf_centroids"), tensors.get("ivf_assign", np.empty(0, np.int64)),
+                                meta.count, meta.dim, emb_path)
+        except ValueError as exc:
+            raise CaseIndexError(str(exc)) from exc
         return cls(cases, embeddings, meta, ivf=ivf)
 
     def check(self, encoder: Encoder) -> None:

@@ -62,7 +62,11 @@ def ivf_index(embeddings: np.ndarray, centroids: np.ndarray, assign: np.ndarray)
     faiss = import_faiss()
     from faiss.contrib.ivf_tools import add_preassigned
 
-    dim = embeddings.shape[1]
+    dim, assign = embeddings.shape[1], np.asarray(assign)
+    if (centroids.ndim != 2 or centroids.shape[1] != dim or assign.shape != (len(embeddings),)
+            or (len(assign) and (int(assign.min()) < 0 or int(assign.max()) >= len(centroids)))):
+        raise ValueError(f"the inverted-file layout does not fit the {embeddings.shape} embeddings (centroids "
+                         f"{centroids.shape}, {assign.shape} list numbers): rebuild the index")
     quantizer = faiss.IndexFlatIP(dim)
     quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
     index = faiss.IndexIVFFlat(quantizer, dim, len(centroids), faiss.METRIC_INNER_PRODUCT)

@@ -29,6 +29,7 @@ from .calibration import tune_thresholds as tune
 from .calibration import platt_parameters
 from ..text.language import OTHER, detect_language, language_groups
 from .calibration import apply_calibration
+from .folder_checks import check_finite
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +150,8 @@ class CombinedClassifier(CalibratedClassifier):
             group_calibration = {str(g): [float(a), float(b)] for g, (a, b) in data.get("group_calibration", {}).items()}
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ModelDirectoryError(f"{path} is corrupt ({exc}): it needs 'parts' [{{name, path}}] and 'weights' {{group: [...]}}") from exc
+        check_finite(weights, path, "'weights'")
+        check_finite(group_calibration, path, "'group_calibration'")
         models = []
         for part, checksum, kind in zip(parts, checksums, types):
             part_dir = _resolve(directory, part.path)

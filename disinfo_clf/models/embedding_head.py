@@ -28,6 +28,7 @@ from ..encoders.cache import EmbeddingCache
 from .linear import fit_logistic_heads
 from ..encoders.inference import shared_encoder
 from .calibration import apply_calibration
+from .folder_checks import check_finite
 
 if TYPE_CHECKING:
     from ..config import HeadConfig
@@ -217,6 +218,8 @@ class EmbeddingHeadClassifier(CalibratedClassifier):
             raise ModelDirectoryError(
                 f"{directory / HEAD_FILE} does not hold a head for the {n} labels of {directory / META_FILE}"
             )
+        check_finite(coef, directory / HEAD_FILE, "coef")
+        check_finite(intercept, directory / HEAD_FILE, "intercept")
         if meta.problem_type == MULTI_LABEL and meta.thresholds and len(meta.thresholds) != n:
             raise ModelDirectoryError(f"{directory / META_FILE}: {len(meta.thresholds)} thresholds for {n} labels")
         return cls(meta, coef, intercept, spec)

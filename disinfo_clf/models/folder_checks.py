@@ -14,6 +14,8 @@ import typing
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from .errors import ModelDirectoryError
 
 MULTI_LABEL = "multi_label_classification"
@@ -32,6 +34,19 @@ DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 def _bad(path: Path, key: str, problem: str) -> ModelDirectoryError:
     return ModelDirectoryError(f"{path}: {key} {problem}; the directory cannot be used (retrain it or "
                                "get an intact copy)")
+
+
+def check_finite(values: Any, path: Path, key: str) -> None:
+    """Refuse numbers (an array, or nested lists/dict values of numbers) that are not all finite: a NaN
+    weight would give NaN scores (not valid JSON) or a first label served as the answer."""
+    if isinstance(values, Mapping):
+        values = list(values.values())
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise _bad(path, key, f"must hold numbers ({exc})") from exc
+    if not np.isfinite(array).all():
+        raise _bad(path, key, f"holds {int((~np.isfinite(array)).sum())} NaN or infinite values")
 
 
 def refuse_code(directory: str | Path) -> None:

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from .meta import CONFIG_FILE, META_FILE, MULTI_LABEL, SINGLE_LABEL, ModelDirectoryError, ModelMeta, ProblemType, progress_disabled, require_files, write_hf_config
 from .calibration import CalibratedClassifier
 from .features import ANALYZERS, CueFeatures, fast_transform, make_vectorizer, terms_in_order, vectorizer_settings
-from .folder_checks import check_cues, check_vectorizer_settings
+from .folder_checks import check_cues, check_finite, check_vectorizer_settings
 from ..config import LinearConfig, to_dict
 
 logger = logging.getLogger(__name__)
@@ -255,6 +255,8 @@ class LinearClassifier(CalibratedClassifier):
             raise ModelDirectoryError(
                 f"{weights_path}: coef/intercept do not match {len(meta.labels)} labels x {n_features} n-grams"
             )
+        for key, values in (("coef", coef), ("intercept", intercept), *((f"{n}_idf", tensors[f"{n}_idf"]) for n in ANALYZERS)):
+            check_finite(values, weights_path, key)
         return cls(meta, vectorizers, coef, intercept, {n: settings[n] for n in ANALYZERS}, config.get("linear_config"),
                    cue_features)
 

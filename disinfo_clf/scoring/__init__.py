@@ -15,7 +15,8 @@ from .fingerprints import input_fingerprint, model_fingerprint
 from .local import ScoringModel, run_manifest, score_local
 from .ray.engine import score_ray
 from .rows import CSV_COLUMNS, JSONL_KEYS, NO_KNOWN_NARRATIVE, PREDICTION_KEYS, ScoreSummary, encode_rows, score_batch
-from .sinks import FSYNC_SECONDS, ScoringError
+from .sinks import FSYNC_SECONDS, ScoringError, manifest_path
+from ..feeds.folders import excluding
 
 __all__ = ["CSV_COLUMNS", "ENGINES", "FSYNC_SECONDS", "JSONL_KEYS", "NO_KNOWN_NARRATIVE", "PREDICTION_KEYS", "ScoreSummary", "ScoringError",
            "ScoringModel", "encode_rows", "input_fingerprint", "model_fingerprint", "run_manifest", "score",
@@ -46,10 +47,12 @@ def score(inputs: Sequence[str | Path] | str | Path, output: str | Path | None, 
     common = dict(fmt=fmt, text_field=text_field, id_field=id_field, input_format=input_format, resume=resume,
                   overwrite=overwrite, batch_size=batch_size, predict_batch_size=predict_batch_size,
                   show_progress_bar=show_progress_bar)
-    if engine == "ray":
-        return score_ray(inputs, output, model=model, **common, **engine_options)
-    if engine_options:
-        raise ScoringError(f"{', '.join(sorted(engine_options))}: options of the ray engine; the local engine takes none")
-    if fmt not in ("jsonl", "csv"):
-        raise ScoringError(f"unknown output format {fmt!r}; choose jsonl or csv (parquet: with the ray engine)")
-    return score_local(inputs, output, model=resolve_model(model), **common)
+    own = [] if output is None or str(output) == "-" else [output, manifest_path(Path(output))]
+    with excluding(own):  # an output inside an input folder is not an input
+        if engine == "ray":
+            return score_ray(inputs, output, model=model, **common, **engine_options)
+        if engine_options:
+            raise ScoringError(f"{', '.join(sorted(engine_options))}: options of the ray engine; the local engine takes none")
+        if fmt not in ("jsonl", "csv"):
+            raise ScoringError(f"unknown output format {fmt!r}; choose jsonl or csv (parquet: with the ray engine)")
+        return score_local(inputs, output, model=resolve_model(model), **common)

@@ -17,6 +17,7 @@ from ..feeds.records import Record
 from ..matching.index import CaseMatch
 from ..prediction import Evidence, Prediction
 from ..text.textio import find_surrogate, printable_path
+from .sinks import ScoringError
 
 logger = logging.getLogger(__name__)
 
@@ -140,21 +141,43 @@ def score_batch(records: list[Record], model: ScoringModel, predict_kwargs: dict
     return rows
 
 
+PROBE_TEXT = "NATO is moving its troops closer to Russia's borders."
+"""A text any working model scores: when a batch fails and this fails too, the model itself is broken."""
+
+
 def _predict(model: ScoringModel, texts: list[str], kwargs: dict[str, Any]) -> list[dict[str, Any] | str]:
     """Prediction dicts for ``texts``; when a batch fails, texts are scored one by one and a text that
-    still fails gets its error message instead."""
+    still fails gets its error message instead. When the model also fails on :data:`PROBE_TEXT`, the
+    failure is the model's, not a record's: :class:`ScoringError`, before any row of the batch is written."""
     try:
-        predictions = model.predict(texts, **kwargs)
-        if len(predictions) != len(texts):
-            raise ValueError(f"the model returned {len(predictions)} predictions for {len(texts)} texts")
-        return [p.to_dict() if hasattr(p, "to_dict") else dict(p) for p in predictions]
+        return _dicts(model.predict(texts, **kwargs), len(texts))
     except Exception as exc:  # a model failure on one text must not cost the other texts their rows
+        _check_model_works(model, kwargs, exc)
         if len(texts) == 1:
             logger.warning("the model failed on one record: %s: %s", type(exc).__name__, exc)
             return [f"model failed: {type(exc).__name__}: {exc}"]
         logger.warning("the model failed on a batch of %d (%s: %s); scoring its records one by one",
                        len(texts), type(exc).__name__, exc)
         return [result for text in texts for result in _predict(model, [text], kwargs)]
+
+
+def _dicts(predictions: list[Any], expected: int) -> list[dict[str, Any]]:
+    if len(predictions) != expected:
+        raise ValueError(f"the model returned {len(predictions)} predictions for {expected} texts")
+    return [p.to_dict() if hasattr(p, "to_dict") else dict(p) for p in predictions]
+
+
+def _check_model_works(model: ScoringModel, kwargs: dict[str, Any], failure: Exception) -> None:
+    """Raise :class:`ScoringError` when ``model`` fails on :data:`PROBE_TEXT` as well (it is broken,
+    and per-record error rows would count as done on resume)."""
+    try:
+        _dicts(model.predict([PROBE_TEXT], **kwargs), 1)
+    except Exception as exc:
+        raise ScoringError(
+            f"the model {getattr(model, 'model_id', '') or type(model).__name__!r} fails on every text "
+            f"({type(failure).__name__}: {failure}); nothing of this batch was written. Fix or rebuild the model "
+            "(a damaged encoder cache is checked and rebuilt by `disinfo-clf encoder prepare`), "
+            "then run again with --resume") from exc
 
 
 def _json_default(value: Any) -> Any:

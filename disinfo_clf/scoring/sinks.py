@@ -105,7 +105,7 @@ class FileSink:
         self._encode, self._columns = encode, tuple(csv_columns)
         if path.is_dir():
             raise ScoringError(f"{path} is a folder: name an output file, e.g. {path / ('scores.' + fmt)}")
-        if any(str(i) != "-" and Path(i).resolve() == path.resolve() for i in inputs):
+        if any(str(i) != "-" and _same_file(Path(i), path) for i in inputs):
             raise ScoringError(f"{path} is also an input: choose another output file")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -235,6 +235,15 @@ def _lines_upto(stream: BinaryIO, limit: int) -> Iterator[bytes]:
         if read > limit:
             return
         yield raw
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one file: the same path, or the same device and inode (a hard link)."""
+    try:
+        first, second = os.stat(a), os.stat(b)
+    except OSError:  # a URI, or an output that does not exist yet
+        return a.resolve() == b.resolve()
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
 
 
 def _truncate_partial(stream: BinaryIO, path: Path, fmt: str) -> int:

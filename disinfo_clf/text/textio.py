@@ -257,13 +257,63 @@ def html_to_text(html: str) -> str:
     return (extracted or strip_tags(html)).strip()
 
 
-_SKIPPED_HTML = re.compile(r"<(script|style|noscript|template|head|svg)\b.*?</\1\s*>|<!--.*?-->", re.S | re.I)
-_BLOCK_TAG = re.compile(r"</?(p|div|br|li|tr|h[1-6]|article|section|blockquote|header|footer|ul|ol|table|pre)\b[^>]*>", re.I)
-_TAG = re.compile(r"<[^>]*>")
+_SKIPPED_HTML = frozenset({"script", "style", "noscript", "template", "head", "svg"})
+"""Elements whose content is not text a reader sees."""
+_BLOCK_TAGS = frozenset({"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "article", "section",
+                         "blockquote", "header", "footer", "ul", "ol", "table", "pre"})
+"""Elements that start a new line."""
+
+
+_TAG_NAME = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)")
+_RAW_TEXT = ("script", "style")
+"""Elements whose content is not markup: it runs to their closing tag."""
 
 
 def strip_tags(html: str) -> str:
-    """The text of ``html`` without tags, one line per block element."""
-    text = _TAG.sub("", _BLOCK_TAG.sub("\n", _SKIPPED_HTML.sub(" ", html)))
-    lines = (" ".join(unescape(line).split()) for line in text.splitlines())
+    """The text of ``html`` without tags, comments, scripts or styles, one line per block element.
+
+    One pass, each character read a bounded number of times, so hostile markup (thousands of
+    unclosed ``<script>`` or ``<!--``) costs linear time; an unclosed tag, comment or script ends the text."""
+    parts: list[str] = []
+    open_skipped = dict.fromkeys(_SKIPPED_HTML, 0)  # counts, not a stack: no rescans on hostile nesting
+    skipping = 0
+    pos, end = 0, len(html)
+    while pos < end:
+        lt = html.find("<", pos)
+        if lt < 0:
+            lt = end
+        if not skipping:
+            parts.append(html[pos:lt])
+        if lt >= end:
+            break
+        if html.startswith("<!--", lt):
+            close = html.find("-->", lt + 4)
+            pos = end if close < 0 else close + 3
+            continue
+        tag = _TAG_NAME.match(html, lt)
+        if tag is None:
+            if html.startswith(("<!", "<?"), lt):  # a declaration or processing instruction
+                close = html.find(">", lt)
+                pos = end if close < 0 else close + 1
+            else:  # a lone "<" is text
+                if not skipping:
+                    parts.append("<")
+                pos = lt + 1
+            continue
+        close = html.find(">", tag.end())
+        if close < 0:
+            break
+        pos, closing, name = close + 1, bool(tag.group(1)), tag.group(2).lower()
+        if name == "body" and open_skipped["head"]:  # an unclosed <head> ends where the body starts
+            skipping, open_skipped["head"] = skipping - open_skipped["head"], 0
+        if not closing and name in _RAW_TEXT and html[close - 1] != "/":
+            raw_end = re.compile(rf"</{name}\s*>", re.I).search(html, pos)
+            pos = end if raw_end is None else raw_end.end()
+        elif name in _SKIPPED_HTML and html[close - 1] != "/":
+            step = 1 if not closing else -1 if open_skipped[name] else 0
+            open_skipped[name] += step
+            skipping += step
+        elif name in _BLOCK_TAGS and not skipping:
+            parts.append("\n")
+    lines = (" ".join(line.split()) for line in unescape("".join(parts)).splitlines())
     return "\n".join(line for line in lines if line)

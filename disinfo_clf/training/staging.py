@@ -19,14 +19,29 @@ from ..config import ConfigError
 logger = logging.getLogger(__name__)
 
 
+MODEL_MARKER = "disinfo_clf.json"
+"""The file every model directory ``train`` writes holds; ``--overwrite`` replaces only such directories."""
+
+
 def check_output_dir(out: Path, overwrite: bool) -> None:
-    """Refuse to write over a file, or over a non-empty directory unless ``overwrite``."""
+    """Refuse to write over a file, over a non-empty directory unless ``overwrite``, and ever over a
+    non-empty directory that is not a model directory (it may hold other work)."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} is a file, not a directory: choose another --output-dir")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not overwrite:
         raise ConfigError(
             f"{out} already exists and is not empty: pass --overwrite to replace it (the old directory stays "
             "until the new model is complete), or choose another --output-dir"
+        )
+    if not (out / MODEL_MARKER).is_file():
+        names = sorted(child.name + ("/" if child.is_dir() else "") for child in out.iterdir())
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        raise ConfigError(
+            f"{out} is not a model directory (it has no {MODEL_MARKER}; it holds {shown}): --overwrite replaces "
+            "only a model directory that train wrote. Choose another --output-dir, e.g. "
+            f"{out / 'model'}"
         )
 
 
