@@ -11,6 +11,7 @@ from disinfo_clf.matching import index as index_module
 from disinfo_clf.matching.casefile import CaseFileError, IndexedCase, data_sha256, load_case_file, vendored_cases
 from disinfo_clf.cli import main
 from disinfo_clf.matching.index import INDEX_DIR, CaseIndex, CaseIndexError, CaseMatch, build_index, load_index
+from disinfo_clf.encoders import use_encoder
 from disinfo_clf.matching.search import match
 from hashing_encoder import HashingEncoder
 
@@ -165,18 +166,18 @@ def test_faiss_search_agrees_with_exact(encoder: HashingEncoder) -> None:
 
 def test_cli_index_build_and_match_json(tmp_path: Path, csv_file: Path, encoder: HashingEncoder,
                                         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(index_module, "_encoder_named", lambda name: encoder)
-    assert main(["index", "build", str(csv_file), "-o", str(tmp_path / "idx")]) == 0
-    assert "indexed 5 cases" in capsys.readouterr().out
-    assert main(["match", "--json", "--k", "2", "--index", str(tmp_path / "idx"), "Sanctions hurt Europe more than Russia"]) == 0
-    line = json.loads(capsys.readouterr().out)
-    assert line["text"] == "Sanctions hurt Europe more than Russia" and len(line["matches"]) == 2
-    assert line["matches"][0]["id"] == "fc-4" and set(line["matches"][0]) >= {"url", "claim", "score", "date"}
-    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("Ukraine is run by a Nazi government"))
-    assert main(["match", "--index", str(tmp_path / "idx")]) == 0
-    assert capsys.readouterr().out.startswith(" 1. 1.000")
-    assert main(["index", "build", str(tmp_path / "missing.csv"), "-o", str(tmp_path / "x")]) == 1
-    assert "missing.csv does not exist" in capsys.readouterr().err
+    with use_encoder(encoder):
+        assert main(["index", "build", str(csv_file), "-o", str(tmp_path / "idx")]) == 0
+        assert "indexed 5 cases" in capsys.readouterr().out
+        assert main(["match", "--json", "--k", "2", "--index", str(tmp_path / "idx"), "Sanctions hurt Europe more than Russia"]) == 0
+        line = json.loads(capsys.readouterr().out)
+        assert line["text"] == "Sanctions hurt Europe more than Russia" and len(line["matches"]) == 2
+        assert line["matches"][0]["id"] == "fc-4" and set(line["matches"][0]) >= {"url", "claim", "score", "date"}
+        monkeypatch.setattr("sys.stdin", __import__("io").StringIO("Ukraine is run by a Nazi government"))
+        assert main(["match", "--index", str(tmp_path / "idx")]) == 0
+        assert capsys.readouterr().out.startswith(" 1. 1.000")
+        assert main(["index", "build", str(tmp_path / "missing.csv"), "-o", str(tmp_path / "x")]) == 1
+        assert "missing.csv does not exist" in capsys.readouterr().err
 
 
 def test_shipped_index_is_current_with_the_vendored_data() -> None:

@@ -21,6 +21,7 @@ _EXPORTS = {
     "load_encoder": ".inference",
     "register_encoder": ".inference",
     "shared_encoder": ".inference",
+    "use_encoder": ".inference",
 }
 
 __all__ = sorted(_EXPORTS)

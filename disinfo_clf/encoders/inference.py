@@ -146,3 +146,21 @@ def register_encoder(encoder: Encoder, name_or_path: str | os.PathLike[str] | No
     and index that names them reads it from now on (a test double, or an encoder on another device)."""
     with _SHARED_LOCK:
         _SHARED[_shared_key(name_or_path, backend)] = encoder
+
+
+@contextlib.contextmanager
+def use_encoder(encoder: Encoder, name_or_path: str | os.PathLike[str] | None = None, *,
+                backend: str = "auto") -> Iterator[Encoder]:
+    """:func:`register_encoder` for the duration of a ``with`` block; the previous one comes back after."""
+    key = _shared_key(name_or_path, backend)
+    with _SHARED_LOCK:
+        previous = _SHARED.get(key)
+        _SHARED[key] = encoder
+    try:
+        yield encoder
+    finally:
+        with _SHARED_LOCK:
+            if previous is None:
+                _SHARED.pop(key, None)
+            else:
+                _SHARED[key] = previous

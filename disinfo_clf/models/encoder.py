@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from .meta import CONFIG_FILE, MULTI_LABEL, ModelDirectoryError, ModelMeta, ProblemType, progress_disabled, require_files
 from .calibration import CalibratedClassifier
+from .registry import backend_class
 from .encoder_loading import LOADING_ADVICE, TRAINING_ADVICE, load_pretrained_encoder, quiet_progress_bars  # noqa: F401
 from .. import __version__
 
@@ -199,6 +200,10 @@ class EncoderClassifier(CalibratedClassifier):
             if missing:
                 raise ValueError(f"the {name} dataset lacks column(s) {sorted(missing)}; it needs 'text' and 'labels'")
         set_seed(seed)
+        if config.lora_r and cls is EncoderClassifier:  # adapters only, on a frozen base: models/lora.py
+            return backend_class("encoder-lora").train(train, validation, labels=labels, problem_type=problem_type,
+                                                      config=config, seed=seed, output_dir=output_dir,
+                                                      label_names=label_names, task=task)
         if config.train_subset and config.train_subset < len(train):  # evenly over time: the data is time-ordered
             train = train.select(np.linspace(0, len(train), config.train_subset, endpoint=False).astype(np.int64).tolist())
         tokenizer, model = cls._training_model(config, list(labels), problem_type)

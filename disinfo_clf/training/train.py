@@ -30,7 +30,6 @@ from ..taxonomy import Taxonomy, load_taxonomy
 from .combined import compared, fit_combined_model, point_at_release_parts
 from ..data.exports import load_database_csv
 from ..models.encoder import EncoderClassifier
-from ..models.lora import LoraEncoderClassifier
 from ..models.linear import LinearClassifier
 from ..models.embedding_head import EmbeddingHeadClassifier
 from ..config import load_config
@@ -156,9 +155,7 @@ def _fit_backend(config: TrainingConfig, labels: list[str], problem_type: str, s
         targets = split.gold.astype(np.float32).tolist() if problem_type == MULTI_LABEL else split.gold.tolist()
         return Dataset.from_dict({"text": split.texts, "labels": targets})
 
-    # With LoRA settings only adapters are trained, on a frozen base.
-    trainer = LoraEncoderClassifier if config.encoder.lora_r else EncoderClassifier
-    return trainer.train(
+    return EncoderClassifier.train(
         to_ds(train), to_ds(splits["validation"]), labels=labels, problem_type=problem_type, config=config.encoder,
         seed=config.seed, output_dir=output_dir, label_names=label_names, task=task,
     )
