@@ -25,6 +25,7 @@ the field, and saying how to fix it.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,7 @@ def load_user_narratives(source: NarrativeSource, base: Taxonomy | None = None,
     if not narratives:
         raise NarrativeFileError(f"{where}: 'narratives' is empty; list at least one narrative")
     standalone = file_replace if replace is None else replace
-    base_narratives: list[Narrative] = [] if standalone else list(base if base is not None else load_taxonomy())
+    base_narratives: list[Narrative] = [] if standalone else list(base if base is not None else _shipped())
     taken = {n.id: getattr(base, "source", "the shipped taxonomy") for n in base_narratives}
     for narrative in narratives:
         if narrative.id in taken:
@@ -91,6 +92,11 @@ def load_user_narratives(source: NarrativeSource, base: Taxonomy | None = None,
                 "choose another id, or put 'replace: true' at the top to stand alone")
         taken[narrative.id] = where
     return Taxonomy([*base_narratives, *narratives], source=where)
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped() -> Taxonomy:
+    return load_taxonomy()  # compiling its cues takes seconds: once per process
 
 
 def user_narratives(taxonomy: Taxonomy) -> list[Narrative]:
