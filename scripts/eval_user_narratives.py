@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import platform
 import time
 from pathlib import Path
@@ -253,7 +254,8 @@ def build_time(narratives: list[Narrative], negatives: list[str]) -> dict:
     cold = PrototypeHead(five, model.embed, negatives=negatives).build_seconds
     warm = PrototypeHead(five, model.embed, negatives=negatives).build_seconds
     return {"narratives": len(five), "examples_each": 5, "negatives": len(negatives),
-            "cold_seconds": round(cold, 2), "warm_seconds": round(warm, 2)}
+            "cold_seconds": round(cold, 2), "warm_seconds": round(warm, 2),
+            "load_average_1min": round(os.getloadavg()[0], 1)}
 
 
 def main() -> None:

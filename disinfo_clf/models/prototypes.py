@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..resources import DATA_DIR
 from ..taxonomy import Narrative, Taxonomy
@@ -48,7 +49,8 @@ DEFAULT_NEGATIVES = DATA_DIR / "multilingual" / "ordinary.jsonl"
 project; rows of split ``train``)."""
 
 _FOLDS = 5
-_NEGATIVE_CACHE: dict[tuple[int, str], np.ndarray] = {}
+_NEGATIVE_CACHE: dict[tuple[int, str], tuple[object, np.ndarray]] = {}
+"""The last negative set's embeddings, by (embedding owner, texts); the owner is kept so its id is not reused."""
 
 
 @dataclass(frozen=True)
@@ -126,12 +128,14 @@ class PrototypeHead:
         self.diagnostics: dict[str, dict[str, float]] = {}
         """Per narrative: raw threshold, scale, median example score, ordinary share above."""
         rng = np.random.default_rng(self.config.seed)
-        for k, narrative in enumerate(self.narratives):
-            hard = [e for j, e in enumerate(examples) if j != k]
-            if counters[k] is not None:
-                hard.append(counters[k])
-            hard_x = np.vstack(hard) if hard else np.zeros((0, dim))
-            self._fit_one(k, examples[k], ordinary, hard_x, rng)
+        # Hundreds of small (385 x 385) solves: BLAS threads only contend on a busy machine.
+        with threadpool_limits(limits=1, user_api="blas"):
+            for k, narrative in enumerate(self.narratives):
+                hard = [e for j, e in enumerate(examples) if j != k]
+                if counters[k] is not None:
+                    hard.append(counters[k])
+                hard_x = np.vstack(hard) if hard else np.zeros((0, dim))
+                self._fit_one(k, examples[k], ordinary, hard_x, rng)
         self.build_seconds = time.perf_counter() - started
         """Seconds the build took, embedding included."""
         logger.info("few-shot head for %d narratives built in %.2fs", len(self.narratives), self.build_seconds)
@@ -170,28 +174,31 @@ class PrototypeHead:
         if len(texts) < _FOLDS * 4:
             raise ValueError(f"only {len(texts)} ordinary negative texts: give at least {_FOLDS * 4}")
         digest = hashlib.sha256("\0".join(texts).encode("utf-8", "surrogatepass")).hexdigest()
-        key = (id(getattr(embed, "__self__", embed)), digest)
-        if key not in _NEGATIVE_CACHE:
+        owner = getattr(embed, "__self__", embed)
+        key = (id(owner), digest)
+        if key not in _NEGATIVE_CACHE or _NEGATIVE_CACHE[key][0] is not owner:
             _NEGATIVE_CACHE.clear()
-            _NEGATIVE_CACHE[key] = _normalised(embed(texts))
-        return _NEGATIVE_CACHE[key]
+            _NEGATIVE_CACHE[key] = (owner, _normalised(embed(texts)))
+        return _NEGATIVE_CACHE[key][1]
 
     def _fit_one(self, k: int, positives: np.ndarray, ordinary: np.ndarray, hard: np.ndarray,
                  rng: np.random.Generator) -> None:
         negatives = np.vstack([ordinary, hard])
-        fit = lambda pos, neg: _ridge(pos, neg, self.config.regularisation)
-        w, b = fit(positives, negatives)
+        neg = _Moments(negatives)
+        pos = _Moments(positives)
+        fit = lambda p, n: _ridge(p, n, self.config.regularisation)
+        w, b = fit(pos, neg)
         self._weights[k], self._bias[k] = w, b
         # Out-of-fold scores of every negative: no negative is scored by a scorer that saw it.
         folds = rng.permutation(len(negatives)) % _FOLDS
         oof = np.empty(len(negatives))
         for f in range(_FOLDS):
-            wf, bf = fit(positives, negatives[folds != f])
+            wf, bf = fit(pos, neg.without(negatives[folds == f]))
             oof[folds == f] = negatives[folds == f] @ wf + bf
         # Leave-one-out scores of the examples set the probability scale.
         if len(positives) > 1:
             loo = np.array([positives[i] @ wi + bi for i in range(len(positives))
-                            for wi, bi in [fit(np.delete(positives, i, axis=0), negatives)]])
+                            for wi, bi in [fit(pos.without(positives[i : i + 1]), neg)]])
         else:
             loo = positives @ w + b
         ordinary_oof, hard_oof = oof[: len(ordinary)], oof[len(ordinary):]
@@ -214,17 +221,30 @@ class PrototypeHead:
         }
 
 
-def _ridge(positives: np.ndarray, negatives: np.ndarray, regularisation: float) -> tuple[np.ndarray, float]:
+class _Moments:
+    """Count, sum and Gram matrix of a set of embeddings with a bias column: what a ridge fit needs."""
+
+    def __init__(self, x: np.ndarray, count: int | None = None, total: np.ndarray | None = None,
+                 gram: np.ndarray | None = None) -> None:
+        if count is None:
+            a = np.hstack([x, np.ones((len(x), 1))])
+            count, total, gram = len(x), a.sum(axis=0), a.T @ a
+        self.count, self.total, self.gram = count, total, gram
+
+    def without(self, x: np.ndarray) -> "_Moments":
+        """The moments of the set less the rows ``x`` (which belong to it)."""
+        removed = _Moments(x)
+        return _Moments(x, self.count - removed.count, self.total - removed.total, self.gram - removed.gram)
+
+
+def _ridge(positives: _Moments, negatives: _Moments, regularisation: float) -> tuple[np.ndarray, float]:
     """Weights and bias of a least-squares classifier, +1 for positives and -1 for negatives, each
     class weighing half, with an L2 penalty on the weights (not the bias)."""
-    x = np.vstack([positives, negatives])
-    x = np.hstack([x, np.ones((len(x), 1))])
-    y = np.r_[np.ones(len(positives)), -np.ones(len(negatives))]
-    weight = np.r_[np.full(len(positives), 0.5 / len(positives)), np.full(len(negatives), 0.5 / len(negatives))]
-    weighted = x * weight[:, None]
-    penalty = np.eye(x.shape[1]) * regularisation
+    wp, wn = 0.5 / positives.count, 0.5 / negatives.count
+    penalty = np.eye(len(positives.total)) * regularisation
     penalty[-1, -1] = 0.0
-    beta = np.linalg.solve(weighted.T @ x + penalty, weighted.T @ y)
+    beta = np.linalg.solve(wp * positives.gram + wn * negatives.gram + penalty,
+                           wp * positives.total - wn * negatives.total)
     return beta[:-1], float(beta[-1])
 
 
