@@ -36,18 +36,32 @@ class TaxonomyError(ValueError):
 @dataclass(frozen=True)
 class Narrative:
     """One narrative: a stable slug ``id``, a name, a one-sentence description, implying
-    EUvsDisinfo ``keywords`` and text ``cues`` (regular expressions)."""
+    EUvsDisinfo ``keywords`` and text ``cues`` (regular expressions); a narrative defined by
+    users (see :mod:`disinfo_clf.narrative_files`) also has ``examples``, texts stating it in any
+    language, and ``counter_examples``, texts on its topic that must not count."""
 
     id: str
     name: str
     description: str
     keywords: tuple[str, ...] = ()
     cues: tuple[str, ...] = ()
+    examples: tuple[str, ...] = ()
+    counter_examples: tuple[str, ...] = ()
+
+    @property
+    def has_examples(self) -> bool:
+        """Whether it is defined by examples (scored by the few-shot head, not a trained model)."""
+        return bool(self.examples)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON/YAML-ready data."""
-        return {"id": self.id, "name": self.name, "description": self.description,
-                "keywords": list(self.keywords), "cues": list(self.cues)}
+        """Plain JSON/YAML-ready data (``examples`` and ``counter_examples`` only when given)."""
+        data: dict[str, Any] = {"id": self.id, "name": self.name, "description": self.description,
+                                "keywords": list(self.keywords), "cues": list(self.cues)}
+        if self.examples:
+            data["examples"] = list(self.examples)
+        if self.counter_examples:
+            data["counter_examples"] = list(self.counter_examples)
+        return data
 
 
 class Taxonomy:
