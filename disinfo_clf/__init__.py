@@ -18,9 +18,9 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "CaseMatch": ".matching.index",
     "match": ".matching.search",
-    "Evidence": ".prediction",
+    "Evidence": ".results",
     "Model": ".prediction",
-    "Prediction": ".prediction",
+    "Prediction": ".results",
     "load_model": ".prediction",
     "predict": ".prediction",
 }
@@ -30,7 +30,8 @@ __all__ = ["CaseMatch", "Evidence", "Model", "Prediction", "__version__", "load_
 if TYPE_CHECKING:
     from .matching.index import CaseMatch
     from .matching.search import match
-    from .prediction import Evidence, Model, Prediction, load_model, predict
+    from .prediction import Model, load_model, predict
+    from .results import Evidence, Prediction
 
 
 def __getattr__(name: str) -> Any:

@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from .taxonomy import Narrative, Taxonomy, TaxonomyError, load_taxonomy, _SLUG
+from .taxonomy import Narrative, Taxonomy, TaxonomyError, _check_cues, load_taxonomy, _SLUG
 
 _FIELDS = ("id", "name", "description", "keywords", "cues", "examples", "counter_examples")
 _TOP_FIELDS = ("version", "replace", "narratives")
@@ -91,12 +91,14 @@ def load_user_narratives(source: NarrativeSource, base: Taxonomy | None = None,
                 f"{where}{at}, narrative {narrative.id!r}, field 'id': the id is already used by {origin}; "
                 "choose another id, or put 'replace: true' at the top to stand alone")
         taken[narrative.id] = where
-    return Taxonomy([*base_narratives, *narratives], source=where)
+    for narrative in narratives:
+        _check_cues(narrative, where)
+    return Taxonomy([*base_narratives, *narratives], source=where, check_cues=False)
 
 
 @functools.lru_cache(maxsize=1)
 def _shipped() -> Taxonomy:
-    return load_taxonomy()  # compiling its cues takes seconds: once per process
+    return load_taxonomy(check_cues=False)  # the shipped cues are checked by its tests; compiling them costs seconds
 
 
 def user_narratives(taxonomy: Taxonomy) -> list[Narrative]:

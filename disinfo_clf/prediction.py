@@ -9,13 +9,11 @@ that quotes a claim before refuting it still reads as ``debunk``.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, overload
 
@@ -24,90 +22,23 @@ import numpy as np
 from .models.roles import debunk_probabilities  # noqa: F401 (text_windows: public here too)
 from .text.sentences import text_windows
 from .matching.index import CaseMatch
+from .results import Evidence, Prediction
 from .text.language import detect_language
 from .models.meta import META_FILE, ModelDirectoryError, TextClassifier
 from .models.registry import load_classifier
 from .models.combined import read_proba
 from .models.embedding_head import embeddings_of, encoder_for
 from .models.manifest import fingerprint as manifest_fingerprint
+from .models.prototypes import PrototypeHead
+from .narrative_files import NarrativeSource
+from .narrative_heads import build_head
 from .matching.relevance import Relevance, load_relevance
-from .resources import DEFAULT_MODEL_DIR, ROLE_MODEL_DIR, TIERS
+from .resources import DEFAULT_MODEL_DIR, ROLE_MODEL_DIR, TIERS, WAR_NARRATIVES
 
 logger = logging.getLogger(__name__)
 
 WINDOW_CHARS = 400
 """Sentences are grouped into windows of about this many characters (training claims are this short)."""
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """The part of the input that drove the top narrative: ``text[start:end]`` of the input."""
-
-    text: str
-    start: int
-    end: int
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """What the model says about one text."""
-
-    narrative: str
-    """Id of the most likely narrative."""
-    name: str
-    """Human-readable name of that narrative."""
-    score: float
-    """Calibrated probability of that narrative."""
-    scores: dict[str, float]
-    """Narrative id → probability, highest first (the ``top_k`` highest when asked)."""
-    narratives: list[str]
-    """Ids whose probability is above their tuned threshold; may be empty."""
-    role: str
-    """``"claim"`` when the text states the narrative, ``"debunk"`` when it refutes it."""
-    role_score: float
-    """Probability of that role."""
-    evidence: Evidence | None
-    """The sentence window that drove the top narrative, with offsets into the input."""
-    language: str | None
-    """ISO 639-1 code of the text's language (offline detector), ``None`` when unsure."""
-    relevance: float | None = None
-    """Calibrated probability that the text engages a known narrative at all (states or debunks
-    it); ``None`` when the model has no relevance part."""
-    relevant: bool | None = None
-    """Whether ``relevance`` reaches its tuned threshold; when it does not, ``narratives`` is empty
-    (the text pushes no known narrative). ``None`` when the model has no relevance part."""
-    matches: list[CaseMatch] = field(default_factory=list)
-    """The closest catalogued cases, best first (empty when the model has no relevance part)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data."""
-        out = dataclasses.asdict(self)
-        out["matches"] = [m.to_dict() for m in self.matches]
-        return out
-
-    def __str__(self) -> str:
-        flagged = ", ".join(self.narratives) if self.narratives else "none above threshold"
-        lines = []
-        if self.relevant is False:
-            lines.append(f"no known narrative (relevance {self.relevance:.0%}); the classifier's best guess:")
-            flagged = "none (no known narrative)"
-        elif self.relevance is not None:
-            lines.append(f"relevance: {self.relevance:.0%} (engages a known narrative)")
-        lines += [
-            f"narrative: {self.name} ({self.narrative}) — {self.score:.0%}",
-            f"role:      {self.role} ({self.role_score:.0%})",
-            f"flagged:   {flagged}",
-            f"language:  {self.language or 'unknown'}",
-        ]
-        if self.evidence is not None:
-            lines.append(f"evidence:  [{self.evidence.start}:{self.evidence.end}] {self.evidence.text}")
-        runners = list(self.scores.items())[1:4]
-        if runners:
-            lines.append("also:      " + ", ".join(f"{k} {v:.0%}" for k, v in runners))
-        for i, m in enumerate(self.matches):
-            lines.append(f"{'cases:' if i == 0 else '':<11}{m.score:.2f} {m.date or '????-??-??'} {m.title}"
-                         + (f" <{m.url}>" if m.url else ""))
-        return "\n".join(lines)
 
 
 def _check_options(top_k: Any, batch_size: Any) -> None:
@@ -133,7 +64,8 @@ class Model:
     """A narrative classifier paired with the sentence role model; what :func:`load_model` returns."""
 
     def __init__(self, narratives: TextClassifier, roles: TextClassifier, model_id: str,
-                 relevance: Relevance | None = None) -> None:
+                 relevance: Relevance | None = None, user: PrototypeHead | None = None,
+                 standalone: bool = False) -> None:
         self.narratives = narratives
         self.roles = roles
         self.model_id = model_id
@@ -144,8 +76,17 @@ class Model:
         """The model directory it was loaded from (``None`` when assembled in code)."""
         if "debunk" not in roles.labels:
             raise ModelDirectoryError(f"the role model's labels {list(roles.labels)} have no 'debunk': pass a claim/debunk model")
-        self._names = narratives.meta.label_names
-        thresholds = narratives.meta.decision_thresholds
+        self.user = user
+        """The few-shot head of narratives defined by examples (``load_model(narratives=...)``)."""
+        self.standalone = standalone
+        """Whether only the user's narratives are scored (a narratives file with ``replace: true``)."""
+        labels, names = list(narratives.labels), dict(narratives.meta.label_names)
+        thresholds = list(narratives.meta.decision_thresholds)
+        if user is not None:
+            labels, thresholds = ([], []) if standalone else (labels, thresholds)
+            labels, thresholds = labels + user.labels, thresholds + list(user.thresholds)
+            names.update(user.names)
+        self._labels, self._names = labels, names
         self._thresholds = np.asarray(thresholds, dtype=np.float64)
 
     @functools.cached_property
@@ -164,12 +105,14 @@ class Model:
         spec = self._embedding_spec()
         if spec is not None:
             digest.update(encoder_for(spec).fingerprint.encode("ascii"))
+        if self.user is not None:
+            digest.update(f"{self.standalone}:{self.user.digest()}".encode("ascii"))
         return digest.hexdigest()
 
     @property
     def labels(self) -> list[str]:
-        """Narrative ids, in score-column order."""
-        return list(self.narratives.labels)
+        """Narrative ids, in score-column order (the user's narratives last)."""
+        return list(self._labels)
 
     def _embedding_spec(self) -> Any:
         specs = {(s.name_or_path, s.backend, s.prefix): s for s in (*embeddings_of(self.narratives), *embeddings_of(self.roles))}
@@ -207,6 +150,8 @@ class Model:
         # Each window is read as its own paragraph; EUvsDisinfo debunk wording counts as it does in segment().
         debunk = debunk_probabilities(flat, self.roles, contexts=flat, embeddings=embeddings, languages=window_languages)
         relevance, matches = self._relevance(flat, windows, languages, embeddings, batch_size, show_progress_bar)
+        if self.user is not None:
+            probs, relevance = self._add_user(probs, relevance, embeddings, windows)
         labels = self.labels
         # The role of a text: the length-weighted mean of its windows' debunk probabilities.
         counts = np.fromiter(map(len, windows), dtype=np.int64, count=len(windows))
@@ -260,6 +205,46 @@ class Model:
         return (probabilities, self.relevance.model.flags(probabilities, languages)), matches
 
 
+    def _add_user(self, probs: np.ndarray, relevance: tuple[np.ndarray, np.ndarray] | None, embeddings: np.ndarray | None,
+                  windows: list[list[tuple[int, int]]]) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """The user's narratives' window probabilities added to ``probs`` (or instead of them), and
+        relevance that counts them: a text flagged with one of them engages a known narrative."""
+        if embeddings is None:
+            raise ModelDirectoryError("narratives of your own are scored on the encoder's embeddings, and this model "
+                                      "reads none: use the default model")
+        extra = self.user.predict_proba(embeddings)
+        starts = np.concatenate([[0], np.cumsum([len(ws) for ws in windows])[:-1]]).astype(np.int64)
+        best = np.maximum.reduceat(extra, starts, axis=0)
+        flagged = (best >= self.user.thresholds).any(axis=1)
+        top = best.max(axis=1)
+        if relevance is not None and not self.standalone:
+            relevance = (np.maximum(relevance[0], top), relevance[1] | flagged)
+        else:
+            relevance = (top, flagged)
+        return (extra if self.standalone else np.hstack([probs, extra])), relevance
+
+    def with_narratives(self, narratives: NarrativeSource) -> "Model":
+        """This model plus the narratives a file, taxonomy or list defines by examples (or only
+        those, for a file with ``replace: true``): a new :class:`Model`; this one is unchanged."""
+        spec = self._embedding_spec()
+        if spec is None:
+            raise ModelDirectoryError(f"{self.model_id} reads no embeddings, and narratives of your own are scored on "
+                                      "them: use the default model (model=None)")
+        encoder = encoder_for(spec)
+        head, standalone, name = build_head(narratives, lambda texts: encoder.embed(texts, prefix=spec.prefix,
+                                                                                    show_progress_bar=False),
+                                            encoder.fingerprint)
+        model = Model(self.narratives, self.roles, f"{self.model_id}+{name}", self.relevance, user=head,
+                      standalone=standalone)
+        model.directory = self.directory
+        return model
+
+
+@functools.lru_cache(maxsize=8)
+def _with_file(base: Model, path: str, mtime_ns: int, size: int) -> Model:
+    return base.with_narratives(path)
+
+
 @functools.lru_cache(maxsize=8)
 def _load_cached(directory: str) -> Model:
     narratives = load_classifier(directory)
@@ -271,12 +256,18 @@ def _load_cached(directory: str) -> Model:
     return model
 
 
-def load_model(path: str | Path | None = None) -> Model:
+def load_model(path: str | Path | None = None, narratives: NarrativeSource | bool | None = None) -> Model:
     """Load (once per process) a model directory, a shipped tier by name (``"default"``, the
     multilingual model, or ``"fast"``, the English TF-IDF model), or the default when ``path`` is None.
 
     The role model comes from ``DIR/role`` when the directory has one, else the shipped one; the
     relevance model (with the shipped case index) from ``DIR/relevance`` when there is one.
+
+    ``narratives`` adds narratives defined by a few examples (see "Narratives of your own" in the
+    README): a YAML file, a :class:`~disinfo_clf.taxonomy.Taxonomy` or a list of
+    :class:`~disinfo_clf.taxonomy.Narrative`; ``None`` (the default) adds the shipped war
+    narratives (``resources/narratives/war-2022.yaml``) to a model that reads embeddings, and
+    ``False`` adds none.
     """
     if isinstance(path, str) and path in TIERS:
         directory = TIERS[path]
@@ -287,7 +278,18 @@ def load_model(path: str | Path | None = None) -> Model:
             f"model directory {directory} does not exist: pass a directory written by `disinfo-clf train`, "
             "or model=None for the embedded default"
         )
-    return _load_cached(str(directory.resolve()))
+    base = _load_cached(str(directory.resolve()))
+    if narratives is False or (narratives is None and base._embedding_spec() is None):
+        return base
+    if narratives is None or narratives is True:
+        narratives = WAR_NARRATIVES
+    if isinstance(narratives, (str, os.PathLike)):
+        file = Path(narratives).resolve()
+        if not file.is_file():
+            raise FileNotFoundError(f"narratives file {str(narratives)!r} does not exist")
+        stat = file.stat()
+        return _with_file(base, str(file), stat.st_mtime_ns, stat.st_size)
+    return base.with_narratives(narratives)
 
 
 def resolve_model(model: Model | str | os.PathLike[str] | None) -> Model:

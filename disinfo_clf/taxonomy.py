@@ -12,6 +12,8 @@ narrative ids, most specific first:
 """
 from __future__ import annotations
 
+import functools
+
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -67,7 +69,9 @@ class Narrative:
 class Taxonomy:
     """An ordered set of narratives that tags keywords and text with narrative ids."""
 
-    def __init__(self, narratives: Iterable[Narrative], source: str = "<memory>") -> None:
+    def __init__(self, narratives: Iterable[Narrative], source: str = "<memory>", check_cues: bool = True) -> None:
+        """``check_cues=False`` skips compiling every cue up front (seconds for the shipped file), for
+        narratives already checked; the cue matcher is built on first use either way."""
         self.narratives: list[Narrative] = list(narratives)
         self.source = source
         seen: set[str] = set()
@@ -82,10 +86,14 @@ class Taxonomy:
                 owners = self._keyword_index.setdefault(keyword_key(keyword), [])
                 if index not in owners:
                     owners.append(index)
-        for narrative in self.narratives:
-            _check_cues(narrative, source)
-        self.cue_matcher = CueMatcher({n.id: n.cues for n in self.narratives})
+        if check_cues:
+            for narrative in self.narratives:
+                _check_cues(narrative, source)
+
+    @functools.cached_property
+    def cue_matcher(self) -> CueMatcher:
         """Finds the narratives' cue phrases in text (also the linear model's cue features)."""
+        return CueMatcher({n.id: n.cues for n in self.narratives})
 
     @property
     def ids(self) -> list[str]:
@@ -131,7 +139,7 @@ class Taxonomy:
         return {"version": 1, "narratives": [n.to_dict() for n in self.narratives]}
 
 
-def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
+def load_taxonomy(path: str | Path | None = None, check_cues: bool = True) -> Taxonomy:
     """Read a taxonomy YAML file (default: the shipped ``narratives.yaml``).
 
     Raises TaxonomyError (a ValueError) naming the file, narrative and field when the file is
@@ -151,7 +159,7 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     narratives = [_narrative(entry, where, number) for number, entry in enumerate(data["narratives"], start=1)]
     if not narratives:
         raise TaxonomyError(f"{where}: 'narratives' is empty; list at least one narrative")
-    return Taxonomy(narratives, source=where)
+    return Taxonomy(narratives, source=where, check_cues=check_cues)
 
 
 def _narrative(entry: Any, where: str, number: int) -> Narrative:

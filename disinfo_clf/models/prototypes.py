@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import save_file
 from threadpoolctl import threadpool_limits
 
 from ..resources import DATA_DIR
@@ -166,6 +168,48 @@ class PrototypeHead:
     def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
         """Probability-like scores ``(n, len(labels))`` of window embeddings; >= 0.5 means flagged."""
         return sigmoid((self.raw_scores(embeddings) - self._threshold) / self._scale)
+
+    def digest(self) -> str:
+        """SHA-256 (hex) over the narratives and the fitted numbers: what the head predicts with."""
+        digest = hashlib.sha256(json.dumps([n.to_dict() for n in self.narratives], sort_keys=True).encode("utf-8"))
+        for array in (self._weights, self._bias, self._threshold, self._scale):
+            digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
+        return digest.hexdigest()
+
+    def save(self, path: str | Path, key: str = "") -> None:
+        """Write the fitted head as safetensors (weights, bias, thresholds, scales) with its
+        narratives and ``key`` (what it was built from) in the metadata."""
+        meta = {"narratives": json.dumps([n.to_dict() for n in self.narratives], ensure_ascii=False), "key": key,
+                "diagnostics": json.dumps(self.diagnostics)}
+        tensors = {"weights": self._weights, "bias": self._bias, "threshold": self._threshold, "scale": self._scale}
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(f"{path}.tmp")
+        save_file({k: np.ascontiguousarray(v, dtype=np.float64) for k, v in tensors.items()}, str(tmp), metadata=meta)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path, key: str | None = None) -> "PrototypeHead | None":
+        """A head written by :meth:`save`; ``None`` when ``key`` is given and the file was built
+        from something else. Non-finite or misshapen arrays raise ``ValueError`` naming the file."""
+        with safe_open(str(path), framework="numpy") as handle:
+            meta = handle.metadata() or {}
+            if key is not None and meta.get("key") != key:
+                return None
+            arrays = {name: handle.get_tensor(name) for name in ("weights", "bias", "threshold", "scale")}
+        narratives = [Narrative(**{k: tuple(v) if isinstance(v, list) else v for k, v in item.items()})
+                      for item in json.loads(meta.get("narratives", "[]"))]
+        n = len(narratives)
+        if (n == 0 or arrays["weights"].ndim != 2 or arrays["weights"].shape[0] != n
+                or any(arrays[k].shape != (n,) for k in ("bias", "threshold", "scale"))
+                or not all(np.isfinite(a).all() for a in arrays.values()) or not (arrays["scale"] > 0).all()):
+            raise ValueError(f"{path}: not a valid few-shot head (shapes or values); delete it to rebuild")
+        head = cls.__new__(cls)
+        head.config, head.narratives = PrototypeConfig(), narratives
+        head._weights, head._bias = arrays["weights"], arrays["bias"]
+        head._threshold, head._scale = arrays["threshold"], arrays["scale"]
+        head.diagnostics = json.loads(meta.get("diagnostics", "{}"))
+        head.build_seconds = 0.0
+        return head
 
     def _embed_negatives(self, texts: list[str], embed: EmbedFn) -> np.ndarray:
         if len(texts) > self.config.max_negatives:

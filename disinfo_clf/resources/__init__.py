@@ -22,3 +22,7 @@ TIERS = {"default": DEFAULT_MODEL_DIR, "fast": FAST_MODEL_DIR}
 def seed_paths() -> list[Path]:
     """The five vendored seed case documents, in file-name order."""
     return sorted(SEEDS_DIR.glob("*.txt"))
+NARRATIVES_DIR = RESOURCES / "narratives"
+WAR_NARRATIVES = NARRATIVES_DIR / "war-2022.yaml"
+"""The main narratives of the full-scale war since 2022, defined by examples; the default model
+scores them unless ``load_model(narratives=False)``."""
