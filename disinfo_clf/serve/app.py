@@ -62,6 +62,9 @@ def create_app(model: Model | str | Path | None = None, *, token: str | None = N
     if max_body_mb <= 0:
         raise ValueError(f"max_body_mb must be positive, got {max_body_mb!r}")
     descriptions = _descriptions(narratives)
+    # Load the encoder, heads and case index now rather than on the first request.
+    loaded.predict(["Warm-up text."])
+    match_cases(["Warm-up text."], k=1)
 
     def run_predict(texts: list[str], top_k: Any) -> list[dict[str, Any]]:
         return [p.to_dict() for p in loaded.predict(texts, top_k=top_k)]
