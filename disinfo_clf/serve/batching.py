@@ -1,7 +1,7 @@
 """Dynamic micro-batching: the texts of concurrent requests go through the model in one call.
 
-A request's texts wait at most ``max_wait_ms`` for others to join them, up to ``max_texts`` texts in
-all; the batch then runs as one call in the model's worker thread, and each request gets back its own
+A request's texts wait at most ``max_wait_ms`` for others to join them (no wait when the last batch
+held one request alone: a single client pays nothing), up to ``max_texts`` texts in all; the batch then runs as one call in the model's worker thread, and each request gets back its own
 slice. Requests asking for different options (``top_k``, ``k``) run in separate calls of the same
 batch, so every answer is what the library gives for the same texts and options. While a batch runs,
 new requests queue up and form the next one, so batches grow with the load by themselves.
@@ -46,6 +46,7 @@ class MicroBatcher:
         self.name = name
         self.calls = 0
         """Calls of ``fn`` so far (a batch of several options makes several calls)."""
+        self._last_jobs = 1
         self._queue: asyncio.Queue[_Job] | None = None
         self._worker: asyncio.Task | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"disinfo-{name}")
@@ -84,14 +85,17 @@ class MicroBatcher:
             held = None
             jobs = [first]
             if self.batching:
-                held = await self._gather(jobs)
+                # A lone client (the last batch was one request) takes no wait; it only gathers what queued.
+                held = await self._gather(jobs, wait=self._last_jobs > 1)
+                self._last_jobs = len(jobs)
             await self._execute(jobs)
 
-    async def _gather(self, jobs: list[_Job]) -> _Job | None:
-        """Add waiting jobs to ``jobs`` until ``max_texts`` or ``max_wait``; the job that did not fit, if any."""
+    async def _gather(self, jobs: list[_Job], wait: bool = True) -> _Job | None:
+        """Add waiting jobs to ``jobs`` until ``max_texts`` or ``max_wait`` (no wait: only the queued
+        ones); the job that did not fit, if any."""
         assert self._queue is not None
         count = len(jobs[0].texts)
-        deadline = time.monotonic() + self.max_wait
+        deadline = time.monotonic() + (self.max_wait if wait else 0.0)
         while count < self.max_texts:
             try:
                 job = self._queue.get_nowait()
