@@ -6,12 +6,13 @@ and ``/openapi.json``.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
 import time
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable
 
 from fastapi import FastAPI, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
@@ -109,13 +110,13 @@ def create_app(model: Model | str | Path | None = None, *, token: str | None = N
               summary="Narrative, role, evidence and matched cases of each text")
     async def predict_endpoint(body: PredictRequest, request: Request) -> dict[str, Any]:
         items = checked(body, request, body.top_k, limits.max_top_k, "top_k")
-        return {"predictions": await predictor.submit(items, body.top_k)}
+        return {"predictions": await _answer(predictor.submit(items, body.top_k))}
 
     @app.post("/v1/match", response_model=MatchResponse, responses=_ERRORS, dependencies=guard,
               summary="The k catalogued cases closest to each text")
     async def match_endpoint(body: MatchRequest, request: Request) -> dict[str, Any]:
         items = checked(body, request, body.k, limits.max_k, "k")
-        return {"matches": await matcher.submit(items, body.k)}
+        return {"matches": await _answer(matcher.submit(items, body.k))}
 
     @app.get("/v1/narratives", response_model=NarrativesResponse, responses=_ERRORS,
              dependencies=guard, summary="The narratives the model tells apart")
@@ -146,6 +147,14 @@ def create_app(model: Model | str | Path | None = None, *, token: str | None = N
                            allow_headers=["Authorization", "Content-Type"])
     app.add_middleware(RequestLog)
     return app
+
+
+async def _answer(results: Awaitable[Any]) -> Any:
+    """``results``, or 503 when a stopping server gives up waiting for them (uvicorn cancels the request)."""
+    try:
+        return await results
+    except asyncio.CancelledError:
+        raise HTTPException(503, "the server is shutting down; send the request again later") from None
 
 
 def _descriptions(narratives: str | Path | None) -> dict[str, str]:

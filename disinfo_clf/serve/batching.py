@@ -9,7 +9,8 @@ new requests queue up and form the next one, so batches grow with the load by th
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import queue
+import threading
 import logging
 import time
 from dataclasses import dataclass, field
@@ -49,7 +50,7 @@ class MicroBatcher:
         self._last_jobs = 1
         self._queue: asyncio.Queue[_Job] | None = None
         self._worker: asyncio.Task | None = None
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"disinfo-{name}")
+        self._thread = _ModelThread(f"disinfo-{name}")
 
     async def submit(self, texts: list[str], option: Hashable = None) -> list[Any]:
         """``fn(texts, option)``, run together with the texts of other requests waiting at the same time."""
@@ -75,7 +76,7 @@ class MicroBatcher:
             job = self._queue.get_nowait()
             if not job.future.done():
                 job.future.set_exception(RuntimeError("the server is shutting down"))
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._thread.stop()
 
     async def _run(self) -> None:
         assert self._queue is not None
@@ -122,7 +123,7 @@ class MicroBatcher:
         for option, group in groups.items():
             texts = [text for job in group for text in job.texts]
             try:
-                results = await loop.run_in_executor(self._executor, self._call, texts, option)
+                results = await self._thread.run(loop, self._call, texts, option)
             except Exception as exc:  # noqa: BLE001 - handed to the requests that asked
                 if len(group) > 1:
                     # One request's input must not fail the others: run each alone to find whose it was.
@@ -143,6 +144,38 @@ class MicroBatcher:
         if len(results) != len(texts):
             raise RuntimeError(f"{self.name}: {len(results)} results for {len(texts)} texts")
         return results
+
+
+class _ModelThread:
+    """One daemon thread that runs the model calls in turn: the event loop stays free meanwhile, and a
+    stopping server does not wait for a long call to end (the process may exit under it)."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def run(self, loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> asyncio.Future:
+        """``fn(*args)`` in the thread, as a future of ``loop``."""
+        future = loop.create_future()
+        self._jobs.put((loop, future, fn, args))
+        return future
+
+    def stop(self) -> None:
+        """End the thread after the call it is running, if any."""
+        self._jobs.put(None)
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            loop, future, fn, args = job
+            try:
+                outcome, failure = fn(*args), None
+            except Exception as exc:  # noqa: BLE001 - handed to the awaiting request
+                outcome, failure = None, exc
+            try:
+                loop.call_soon_threadsafe(_settle, future, outcome, failure)
+            except RuntimeError:  # the loop has closed: nobody waits any more
+                pass
 
 
 def _settle(future: asyncio.Future, result: Any = None, exc: BaseException | None = None) -> None:
