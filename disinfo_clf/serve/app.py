@@ -21,10 +21,9 @@ from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import __version__
+from .. import Model, __version__, load_model
 from .. import match as match_cases
-from ..predict import Model, load_model
-from .batching import MicroBatcher
+from .batching import MicroBatcher, ModelThread
 from .schemas import (ErrorOut, Health, Limits, MatchRequest, MatchResponse, NarrativeOut, NarrativesResponse,
                       PredictRequest, PredictResponse, check_limits)
 
@@ -73,10 +72,12 @@ def create_app(model: Model | str | Path | None = None, *, token: str | None = N
     def run_match(texts: list[str], k: Any) -> list[list[dict[str, Any]]]:
         return [[m.to_dict() for m in found] for found in match_cases(texts, k=k)]
 
+    # One thread runs every model call, predict's and match's, so the encoder is never entered twice at once.
+    thread = ModelThread("disinfo-model")
     predictor = MicroBatcher(run_predict, max_wait_ms=max_wait_ms, max_texts=max_batch_texts, batching=batching,
-                             name="predict")
+                             name="predict", thread=thread)
     matcher = MicroBatcher(run_match, max_wait_ms=max_wait_ms, max_texts=max_batch_texts, batching=batching,
-                           name="match")
+                           name="match", thread=thread)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -33,11 +33,11 @@ class MicroBatcher:
     """Runs ``fn`` on the gathered texts of concurrent :meth:`submit` calls, one call at a time.
 
     ``batching=False`` runs every request alone, in arrival order, in the same worker thread (the
-    baseline the benchmark compares against).
+    baseline the benchmark compares against). Batchers given the same ``thread`` take turns on it.
     """
 
     def __init__(self, fn: BatchFunction, *, max_wait_ms: float = 5.0, max_texts: int = 64,
-                 batching: bool = True, name: str = "model") -> None:
+                 batching: bool = True, name: str = "model", thread: "ModelThread | None" = None) -> None:
         if max_wait_ms < 0 or max_texts < 1:
             raise ValueError(f"max_wait_ms must be >= 0 and max_texts >= 1, got {max_wait_ms!r} and {max_texts!r}")
         self.fn = fn
@@ -50,7 +50,7 @@ class MicroBatcher:
         self._last_jobs = 1
         self._queue: asyncio.Queue[_Job] | None = None
         self._worker: asyncio.Task | None = None
-        self._thread = _ModelThread(f"disinfo-{name}")
+        self._thread = thread if thread is not None else ModelThread(f"disinfo-{name}")
 
     async def submit(self, texts: list[str], option: Hashable = None) -> list[Any]:
         """``fn(texts, option)``, run together with the texts of other requests waiting at the same time."""
@@ -146,7 +146,7 @@ class MicroBatcher:
         return results
 
 
-class _ModelThread:
+class ModelThread:
     """One daemon thread that runs the model calls in turn: the event loop stays free meanwhile, and a
     stopping server does not wait for a long call to end (the process may exit under it)."""
 
