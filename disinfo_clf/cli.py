@@ -214,6 +214,18 @@ def _cmd_index_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from .serve.server import run
+    except ImportError as exc:  # fastapi and uvicorn come with the optional extra
+        print(f'error: serving needs the serve extra ({exc.name or exc} is missing): pip install "disinfo-clf[serve]"',
+              file=sys.stderr)
+        return 2
+    run(args.host, args.port, args.model, narratives=args.narratives, token=args.token,
+        max_body_mb=args.max_body_mb, cors=args.cors)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
 
@@ -317,6 +329,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="verify the encoder cache, the shipped models and the case index, "
                                       "and name what to rebuild (exit 1 when something is damaged)")
     p.set_defaults(func=doctor_command)
+
+    p = sub.add_parser("serve", help='an HTTP API and a page for analysts (pip install "disinfo-clf[serve]")')
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=_positive_int, default=8000, help="port (default 8000)")
+    p.add_argument("--model", help="model directory or tier (default, fast); default: the embedded model")
+    p.add_argument("--narratives", help="narratives file handed to the model (default: the model's own)")
+    p.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN' on /v1/* (default: the "
+                                                 "DISINFO_CLF_TOKEN environment variable, which ps does not show)")
+    p.add_argument("--max-body-mb", type=float, default=10.0, metavar="MB",
+                   help="larger request bodies get 413 (default 10)")
+    p.add_argument("--cors", metavar="ORIGIN", help="let pages from ORIGIN call the API (default: no CORS)")
+    p.set_defaults(func=_cmd_serve)
     return parser
 
 

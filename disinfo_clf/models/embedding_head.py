@@ -136,7 +136,12 @@ class EmbeddingHeadClassifier(CalibratedClassifier):
         embeddings = np.asarray(embeddings, dtype=np.float32)
         if embeddings.ndim != 2 or embeddings.shape[1] != self.coef.shape[1]:
             raise ValueError(f"embeddings must have shape (n, {self.coef.shape[1]}), got {embeddings.shape}")
-        return embeddings @ self.coef.T + self.intercept
+        # Row by row: a matrix product sums in a different order for different row counts, and a text's
+        # scores must not depend on the texts it is batched with (the HTTP server batches requests).
+        logits = np.empty((embeddings.shape[0], self.coef.shape[0]), dtype=np.float32)
+        for i, row in enumerate(embeddings):
+            logits[i] = self.coef @ row
+        return logits + self.intercept
 
     @classmethod
     def fit(
