@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import functools
 import json
 import logging
 import os
@@ -46,7 +47,6 @@ def _positive_int(value: str) -> int:
 
 
 def _cmd_data_build(args: argparse.Namespace) -> int:
-
     out = Path(args.output)
     for task in ("narratives", "roles"):
         reports: list[SplitReport] = []
@@ -58,7 +58,6 @@ def _cmd_data_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_show(args: argparse.Namespace) -> int:
-
     taxonomy = load_taxonomy()
     text = read_document(args.file)
     cases = parse_document(text, source=args.file)
@@ -79,7 +78,6 @@ def _cmd_data_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-
     if not args.verbose:  # stage lines (and bars on a terminal) while training runs for minutes
         logging.getLogger("disinfo_clf").setLevel(logging.INFO)
     config = load_config(args.config, args.set)
@@ -92,7 +90,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-
     metrics = evaluate_dir(args.model_dir, split=args.split)
     if metrics.get("_note"):
         print(metrics["_note"])
@@ -120,12 +117,11 @@ def _texts_from(arguments: list[str]) -> list[str]:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-
     texts = _texts_from(args.text)
     if not texts:
         print("error: give a text to classify, as an argument or on standard input", file=sys.stderr)
         return 2
-    model = load_model(args.model)
+    model = load_model(args.model, narratives=args.narratives)
     preds = model.predict(texts, top_k=args.top_k)
     if args.json:
         for pred in preds:
@@ -136,11 +132,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-
     summary = score(
         args.inputs,
         args.output,
-        model=args.model if args.engine == "ray" else load_model(args.model),  # ray workers load it themselves
+        # Ray workers load the model themselves: from its directory, or through a factory with narratives.
+        model=(load_model(args.model, narratives=args.narratives) if args.engine != "ray" else
+               functools.partial(load_model, args.model, narratives=args.narratives) if args.narratives else args.model),
         fmt=args.format,
         text_field=args.text_field,
         id_field=args.id_field,
@@ -167,7 +164,6 @@ def _cmd_build_tiny(args: argparse.Namespace) -> int:
 
 
 def _cmd_encoder_build(args: argparse.Namespace) -> int:
-
     try:
         path = build_encoder(args.directory, overwrite=args.overwrite)
     except EncoderSourceError as exc:
@@ -178,7 +174,6 @@ def _cmd_encoder_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_encoder_prepare(args: argparse.Namespace) -> int:
-
     try:
         encoder = load_encoder(args.name_or_path or E5_SMALL, backend=args.backend)
     except EncoderSourceError as exc:
@@ -189,18 +184,24 @@ def _cmd_encoder_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_match(args: argparse.Namespace) -> int:
-
     texts = _texts_from(args.text)
     if not texts:
         print("error: give a text to match, as an argument or on standard input", file=sys.stderr)
         return 2
     results = match(texts, k=args.k, index=args.index)
-    for number, (text, matches) in enumerate(zip(texts, results)):
+    flagged: list[list[str] | None] = [None] * len(texts)
+    if args.narratives:  # which of the file's narratives each text is flagged with
+        model = load_model(None, narratives=args.narratives)
+        flagged = [[n for n in p.narratives if n in model.user.labels] for p in model.predict(texts)]
+    for number, (text, matches, own) in enumerate(zip(texts, results, flagged)):
         if args.json:
-            print(json.dumps({"text": text, "matches": [m.to_dict() for m in matches]}, ensure_ascii=False))
+            extra = {} if own is None else {"narratives": own}
+            print(json.dumps({"text": text, "matches": [m.to_dict() for m in matches], **extra}, ensure_ascii=False))
             continue
         if len(texts) > 1:
             print(("\n" if number else "") + f"── {' '.join(text.split())[:70]}")
+        if own is not None:
+            print(f"    narratives of {Path(args.narratives).name}: {', '.join(own) or 'none'}")
         for rank, m in enumerate(matches, 1):
             print(f"{rank:>2}. {m.score:.3f}  {m.date or '????-??-??'}  {m.title}")
             print(f"    {m.url or m.id}" + (f"  [{', '.join(m.narratives)}]" if m.narratives else ""))
@@ -208,7 +209,6 @@ def _cmd_match(args: argparse.Namespace) -> int:
 
 
 def _cmd_index_build(args: argparse.Namespace) -> int:
-
     index = build_index(args.cases, args.output, overwrite=args.overwrite)
     print(f"indexed {len(index)} cases into {args.output} (search it with --index {args.output})")
     return 0
@@ -266,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model directory (default: the embedded model)")
     p.add_argument("--top-k", type=_positive_int, default=None, metavar="K", help="keep only the K highest narrative scores")
     p.add_argument("--json", action="store_true", help="one JSON object per text")
+    p.add_argument("--narratives", metavar="FILE", help="a narratives file of your own (YAML: id, name, description, examples; see the README); default: the shipped war narratives with the default model")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("score", help="score news feeds (JSONL, CSV, RSS/Atom, folders of .txt/.html, '-')")
@@ -290,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="ray: scoring actors (default: one per CPU, or per --gpus-per-worker GPUs)")
     p.add_argument("--gpus-per-worker", type=float, help="ray: GPUs each actor reserves (e.g. 1, or 0.5 to share one)")
     p.add_argument("--shard-size", type=int, help="ray: records per part file (default 2000)")
+    p.add_argument("--narratives", metavar="FILE", help="a narratives file of your own (YAML: id, name, description, examples; see the README); default: the shipped war narratives with the default model")
     p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser("build-tiny-encoder", help="build a tiny random encoder + tokenizer trained on our corpus (offline)")
@@ -317,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=5, help="cases per text (default 5)")
     p.add_argument("--index", help="an index directory from `disinfo-clf index build` (default: the shipped cases)")
     p.add_argument("--json", action="store_true", help="one JSON object per text: {text, matches}")
+    p.add_argument("--narratives", metavar="FILE", help="a narratives file of your own (YAML: id, name, description, examples; see the README); default: the shipped war narratives with the default model")
     p.set_defaults(func=_cmd_match)
 
     index = sub.add_parser("index", help="case indices for `match`").add_subparsers(dest="index_command", required=True)

@@ -110,6 +110,11 @@ class Model:
         return digest.hexdigest()
 
     @property
+    def names(self) -> dict[str, str]:
+        """Narrative id → human-readable name, for every column of ``scores``."""
+        return dict(self._names)
+
+    @property
     def labels(self) -> list[str]:
         """Narrative ids, in score-column order (the user's narratives last)."""
         return list(self._labels)

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import Model, __version__, load_model
 from .. import match as match_cases
+from ..taxonomy import load_taxonomy
 from .batching import MicroBatcher, ModelThread
 from .schemas import (ErrorOut, Health, Limits, MatchRequest, MatchResponse, NarrativeOut, NarrativesResponse,
                       PredictRequest, PredictResponse, check_limits)
@@ -56,12 +57,12 @@ def create_app(model: Model | str | Path | None = None, *, token: str | None = N
     if isinstance(model, Model):
         loaded = model
     elif narratives is not None:
-        loaded = load_model(model, narratives=narratives)  # type: ignore[call-arg]
+        loaded = load_model(model, narratives=narratives)
     else:
         loaded = load_model(model)
     if max_body_mb <= 0:
         raise ValueError(f"max_body_mb must be positive, got {max_body_mb!r}")
-    descriptions = _descriptions(narratives)
+    descriptions = _descriptions(loaded)
     # Load the encoder, heads and case index now rather than on the first request.
     loaded.predict(["Warm-up text."])
     match_cases(["Warm-up text."], k=1)
@@ -122,7 +123,7 @@ def create_app(model: Model | str | Path | None = None, *, token: str | None = N
     @app.get("/v1/narratives", response_model=NarrativesResponse, responses=_ERRORS,
              dependencies=guard, summary="The narratives the model tells apart")
     async def narratives_endpoint() -> NarrativesResponse:
-        names = loaded.narratives.meta.label_names
+        names = loaded.names
         return NarrativesResponse(model=loaded.model_id, narratives=[
             NarrativeOut(id=label, name=names.get(label, label), description=descriptions.get(label))
             for label in loaded.labels])
@@ -158,16 +159,12 @@ async def _answer(results: Awaitable[Any]) -> Any:
         raise HTTPException(503, "the server is shutting down; send the request again later") from None
 
 
-def _descriptions(narratives: str | Path | None) -> dict[str, str]:
-    """Narrative id → description from the taxonomy (the given narratives file when it is one)."""
-    from ..taxonomy import TaxonomyError, load_taxonomy
-
-    try:
-        taxonomy = load_taxonomy(narratives)
-    except (TaxonomyError, OSError) as exc:
-        logger.warning("no narrative descriptions from %s (%s); using the shipped taxonomy's", narratives, exc)
-        taxonomy = load_taxonomy()
-    return {n.id: n.description for n in taxonomy.narratives}
+def _descriptions(model: Model) -> dict[str, str]:
+    """Narrative id → description: the shipped taxonomy's, and those of the model's own narratives."""
+    described = {n.id: n.description for n in load_taxonomy(check_cues=False)}
+    if model.user is not None:
+        described.update({n.id: n.description for n in model.user.narratives})
+    return described
 
 
 def _install_error_handlers(app: FastAPI) -> None:
