@@ -3,9 +3,10 @@
 Long texts are split into sentence windows, each window is scored, and a text's narrative
 probability is the highest of its windows: a narrative pushed in one paragraph of a long
 article is found, and the window that pushed it comes back as ``evidence``. The role (claim or
-debunk) is the length-weighted mean of the windows' debunk probabilities from the role model
-(EUvsDisinfo debunk wording raises a window's probability, as in ``segment``), so a fact-check
-that quotes a claim before refuting it still reads as ``debunk``.
+debunk) is read for the whole text by the text-level role head (``DIR/role/text_role.json``,
+:mod:`disinfo_clf.models.text_role`) from its windows' debunk probabilities (EUvsDisinfo debunk
+wording raises a window's probability, as in ``segment``), so a fact-check that restates a claim
+before refuting it reads as ``debunk``; without a head, the length-weighted mean of the windows'.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from typing import Any, Iterable, Mapping, Sequence, overload
 import numpy as np
 
 from .models.roles import debunk_probabilities  # noqa: F401 (text_windows: public here too)
+from .models.text_role import TextRoleHead, debunk_cues, load_text_role, weighted_mean
 from .text.sentences import text_windows
 from .matching.index import CaseMatch
 from .results import Evidence, Prediction
@@ -65,9 +67,11 @@ class Model:
 
     def __init__(self, narratives: TextClassifier, roles: TextClassifier, model_id: str,
                  relevance: Relevance | None = None, user: PrototypeHead | None = None,
-                 standalone: bool = False) -> None:
+                 standalone: bool = False, text_role: TextRoleHead | None = None) -> None:
         self.narratives = narratives
         self.roles = roles
+        self.text_role = text_role
+        """Claim or debunk for a whole text from its windows; ``None``: their length-weighted mean."""
         self.model_id = model_id
         self.relevance = relevance
         """Relevance model and case index (``DIR/relevance``): gates ``narratives`` and gives
@@ -152,17 +156,19 @@ class Model:
         embeddings = self.embed(flat, batch_size=batch_size, show_progress_bar=show_progress_bar)
         probs = read_proba(self.narratives, flat, embeddings=embeddings, languages=window_languages,
                            batch_size=batch_size, show_progress_bar=show_progress_bar)
-        # Each window is read as its own paragraph; EUvsDisinfo debunk wording counts as it does in segment().
-        debunk = debunk_probabilities(flat, self.roles, contexts=flat, embeddings=embeddings, languages=window_languages)
+        # Every role part reads the window alone, as its embedding holds it; debunk wording counts as in segment().
+        debunk = debunk_probabilities(flat, self.roles, embeddings=embeddings, languages=window_languages, alone=True)
         relevance, matches = self._relevance(flat, windows, languages, embeddings, batch_size, show_progress_bar)
         if self.user is not None:
             probs, relevance = self._add_user(probs, relevance, embeddings, windows)
         labels = self.labels
-        # The role of a text: the length-weighted mean of its windows' debunk probabilities.
         counts = np.fromiter(map(len, windows), dtype=np.int64, count=len(windows))
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         lengths = np.fromiter((e - s for ws in windows for s, e in ws), dtype=np.float64, count=len(flat))
-        text_debunk = np.add.reduceat(debunk * lengths, starts) / np.maximum(np.add.reduceat(lengths, starts), 1e-9)
+        if self.text_role is not None:
+            text_debunk = self.text_role.probability(debunk, lengths, debunk_cues(flat, window_languages), counts,
+                                                     embeddings)
+        else:
+            text_debunk = weighted_mean(debunk, lengths, counts)
         out: list[Prediction] = []
         pos = 0
         for index, (text, ws) in enumerate(zip(texts, windows)):
@@ -240,7 +246,7 @@ class Model:
                                                                                     show_progress_bar=False),
                                             encoder.fingerprint)
         model = Model(self.narratives, self.roles, f"{self.model_id}+{name}", self.relevance, user=head,
-                      standalone=standalone)
+                      standalone=standalone, text_role=self.text_role)
         model.directory = self.directory
         return model
 
@@ -254,9 +260,11 @@ def _with_file(base: Model, path: str, mtime_ns: int, size: int) -> Model:
 def _load_cached(directory: str) -> Model:
     narratives = load_classifier(directory)
     role_dir = Path(directory, "role")
-    roles = load_classifier(role_dir if Path(role_dir, META_FILE).is_file() else ROLE_MODEL_DIR)
+    own_roles = Path(role_dir, META_FILE).is_file()
+    roles = load_classifier(role_dir if own_roles else ROLE_MODEL_DIR)
     model_id = narratives.meta.model_id or Path(directory).name
-    model = Model(narratives, roles, model_id, relevance=load_relevance(directory))
+    model = Model(narratives, roles, model_id, relevance=load_relevance(directory),
+                  text_role=load_text_role(role_dir) if own_roles else None)
     model.directory = Path(directory)
     return model
 

@@ -7,7 +7,8 @@ English keeps what the lexical model knows and other languages are not dragged d
 
 ``combined.json`` lists the parts (directories relative to this one, or absolute) and the
 weights; ``disinfo_clf.json`` holds the labels, thresholds and an optional calibration of the
-mix. Logits are ``logit(mixed probability)``, so calibration applies as for any backend.
+mix. Logits are ``logit(mixed probability)`` (multi-label) or ``log(mixed probability)`` (single-label),
+so that uncalibrated they read back the mix and calibration applies as for any backend.
 """
 from __future__ import annotations
 
@@ -111,8 +112,12 @@ class CombinedClassifier(CalibratedClassifier):
 
     def decision_function(self, texts: Sequence[str], batch_size: int = 64, show_progress_bar: bool | None = None,
                           embeddings: np.ndarray | None = None, languages: Sequence[str | None] | None = None) -> np.ndarray:
-        """``logit`` of the mixed probabilities (so calibration applies as for any backend)."""
+        """Logits whose uncalibrated reading is the mix itself: ``logit(p)`` per label (multi-label),
+        ``log(p)`` per class (single-label, so that the softmax gives back ``p``, not a sharpened
+        ``sigmoid(2 * logit(p))``); calibration then applies as for any backend."""
         p = np.clip(self.mixed_probabilities(texts, languages, batch_size, show_progress_bar, embeddings), _EPS, 1 - _EPS)
+        if self.meta.problem_type != MULTI_LABEL:
+            return np.log(p)
         return np.log(p) - np.log1p(-p)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64, show_progress_bar: bool | None = None,

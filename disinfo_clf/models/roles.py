@@ -69,10 +69,13 @@ def role_input(sentence: str, context: str) -> str:
 
 
 def debunk_probabilities(sentences: Sequence[str], model: RoleModel, contexts: Sequence[str] | None = None,
-                         embeddings: np.ndarray | None = None, languages: Sequence[str | None] | None = None) -> np.ndarray:
+                         embeddings: np.ndarray | None = None, languages: Sequence[str | None] | None = None,
+                         alone: bool = False) -> np.ndarray:
     """P(debunk) per sentence, read with its paragraph from ``contexts`` (default: the sentence
-    alone), raised to :data:`CUE_PROBABILITY` where a debunk cue occurs. ``embeddings`` (of the
-    sentences, from the role model's encoder) and ``languages`` go to models that read them."""
+    as its own paragraph), raised to :data:`CUE_PROBABILITY` where a debunk cue occurs.
+    ``embeddings`` (of the sentences, from the role model's encoder) and ``languages`` go to models
+    that read them. ``alone``: every part reads the bare sentence, which is what ``embeddings`` of
+    the sentences hold (prediction's windows), instead of :func:`role_input`."""
     labels = list(model.labels)
     if "debunk" not in labels:
         raise ValueError(
@@ -84,7 +87,7 @@ def debunk_probabilities(sentences: Sequence[str], model: RoleModel, contexts: S
     # A loaded backend would draw a progress bar per document; plain role models take only texts.
     kwargs = {"show_progress_bar": False} if isinstance(model, TextClassifier) else {}
     contexts = sentences if contexts is None else contexts
-    inputs = [role_input(s, c) for s, c in zip(sentences, contexts)]
+    inputs = list(sentences) if alone else [role_input(s, c) for s, c in zip(sentences, contexts)]
     if isinstance(model, TextClassifier):
         proba = read_proba(model, inputs, embeddings=embeddings, languages=languages, show_progress_bar=False)
     else:
