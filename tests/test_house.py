@@ -19,6 +19,8 @@ from disinfo_clf.scoring import ScoringError, score
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "disinfo_clf"
+OPTIONAL = "serve"
+"""Packages of the library that need an optional extra, imported inside the function that needs them."""
 
 
 def _run(code: str) -> str:
@@ -133,7 +135,9 @@ def test_the_package_has_no_import_circles_and_no_module_over_400_lines() -> Non
                 targets.update(c for c in candidates if c in modules and c != name)
         for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                inner = [n for n in ast.walk(node) if isinstance(n, ast.ImportFrom) and n.level]
+                # disinfo_clf.serve needs the optional [serve] extra: the CLI imports it when asked to serve.
+                inner = [n for n in ast.walk(node) if isinstance(n, ast.ImportFrom) and n.level
+                         and not (n.module or "").startswith(OPTIONAL)]
                 assert not inner, f"{path}:{inner[0].lineno} imports a module of the package inside a function"
         edges[name] = targets
     state: dict[str, int] = {}

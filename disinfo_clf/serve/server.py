@@ -6,6 +6,10 @@ import logging
 import os
 from pathlib import Path
 
+import uvicorn
+
+from .app import create_app
+
 logger = logging.getLogger("disinfo_clf.serve")
 
 TOKEN_ENV = "DISINFO_CLF_TOKEN"
@@ -22,10 +26,6 @@ def run(host: str = "127.0.0.1", port: int = 8000, model: str | Path | None = No
     ``token`` defaults to the ``DISINFO_CLF_TOKEN`` environment variable; with none, the API is open
     to whoever can reach ``host`` (loopback by default). Each request is logged on one line.
     """
-    import uvicorn
-
-    from .app import create_app
-
     _log_requests()
     token = token if token is not None else (os.environ.get(TOKEN_ENV) or None)
     if not _loopback(host) and token is None:
