@@ -2,8 +2,8 @@
 
 Requests forbid unknown fields, so no request can name a file, a model path or a URL: the server
 answers with the model it was started with and the shipped case index, nothing else. Responses are
-exactly ``Prediction.to_dict()`` and ``CaseMatch.to_dict()``; they allow extra fields so that a field
-the library adds later reaches clients unchanged.
+exactly ``Prediction.to_dict()`` and ``CaseMatch.to_dict()``: their schema is read off those
+dataclasses, so a field the library adds reaches the API and its documentation by itself.
 """
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
+
+from ..matching.index import CaseMatch
+from ..results import Prediction
 
 
 @dataclass(frozen=True)
@@ -62,57 +65,16 @@ class MatchRequest(TextsRequest):
     k: int = Field(default=5, ge=1, strict=True, description="Cases per text, best first.")
 
 
-class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-class EvidenceOut(_Open):
-    """The window of the input that drove the top narrative: ``text[start:end]`` (code points)."""
-
-    text: str
-    start: int
-    end: int
-
-
-class CaseMatchOut(_Open):
-    """``CaseMatch.to_dict()``: a catalogued case close to a text."""
-
-    id: str
-    url: Optional[str]
-    title: str
-    claim: str
-    date: Optional[str]
-    narratives: list[str]
-    score: float
-
-
-class PredictionOut(_Open):
-    """``Prediction.to_dict()``: what the model says about one text."""
-
-    narrative: str
-    name: str
-    score: float
-    scores: dict[str, float]
-    narratives: list[str]
-    role: str
-    role_score: float
-    evidence: Optional[EvidenceOut]
-    language: Optional[str]
-    relevance: Optional[float] = None
-    relevant: Optional[bool] = None
-    matches: list[CaseMatchOut] = Field(default_factory=list)
-
-
 class PredictResponse(BaseModel):
     """One prediction per text, in request order."""
 
-    predictions: list[PredictionOut]
+    predictions: list[Prediction]
 
 
 class MatchResponse(BaseModel):
     """One list of cases per text (best first), in request order."""
 
-    matches: list[list[CaseMatchOut]]
+    matches: list[list[CaseMatch]]
 
 
 class NarrativeOut(BaseModel):
