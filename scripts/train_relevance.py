@@ -18,6 +18,13 @@ held out (never tuned on):
   negatives  ordinary.jsonl `heldout` split
 Similarities of pool texts are to the cases of the train period only, of held-out texts to the
 cases before the test period: a text's own case is never in the index it is scored against.
+Ordinary bank (``--ordinary-bank real|real+llm``; tried in issue 13's second step, NOT shipped: text from
+sources outside the bank was flagged more, see the relevance card): the embeddings of
+the pool's ordinary windows (realtext `train`; with real+llm also ordinary.jsonl `train`), written as
+ordinary.safetensors. While fitting, a window does not see the bank rows of its own text and translations
+(``--bank-exclusion item``), of its whole source (``source``), or either for half the texts (``mixed``);
+out-of-fold texts only see the other folds' rows. metrics.json then also holds ``realtext_dev_unseen_source``:
+realtext dev scored with its own source's rows hidden, i.e. as text from a source the bank lacks.
 The shipped model is refit on the whole pool with the same settings; calibration and
 thresholds are the cross-fitted ones. Queries are embedded with the runtime backend (``auto``:
 int8 ONNX on a CPU) against the shipped index's full-precision case embeddings.
@@ -45,6 +52,7 @@ from disinfo_clf.encoders.cache import EmbeddingCache
 from disinfo_clf.matching.relevance import (GROUPS, NEIGHBOURS, RELEVANCE_DIR, RelevanceModel, flag_metrics, index_features,
                                    language_group)
 from disinfo_clf.resources import DATA_DIR
+from relevance_bank import ordinary_bank, pool_with_bank, unseen_source
 
 logger = logging.getLogger("train_relevance")
 MULTILINGUAL = DATA_DIR / "multilingual"
@@ -133,18 +141,21 @@ def class_weights(labels: np.ndarray) -> np.ndarray:
     return w * len(w) / w.sum()
 
 
-def fit(pool: Texts, texts: np.ndarray, probe_C: float) -> RelevanceModel:
-    X, emb, owners, labels = pool.arrays()
+def fit(pool: Texts, texts: np.ndarray, probe_C: float, X: np.ndarray | None = None, bank: np.ndarray | None = None,
+        debunk_weight: float = 1.0) -> RelevanceModel:
+    """Fit on the windows of ``texts``; ``X``: window features with the ordinary-bank columns (``bank`` given)."""
+    X0, emb, owners, labels = pool.arrays()
+    X = X0 if X is None else X
     rows = np.isin(owners, texts)
-    w = class_weights(labels[texts])
+    w = class_weights(labels[texts]) * np.array([debunk_weight if "debunk" in pool.tags[t] else 1.0 for t in texts])
     weight_of = dict(zip(texts.tolist(), w))
     return RelevanceModel.fit(X[rows], emb[rows], labels[owners[rows]],
-                              np.array([weight_of[o] for o in owners[rows].tolist()]), probe_C=probe_C)
+                              np.array([weight_of[o] for o in owners[rows].tolist()]), probe_C=probe_C, ordinary=bank)
 
 
-def text_logits(model: RelevanceModel, texts: Texts) -> np.ndarray:
-    X, emb, owners, _ = texts.arrays()
-    return model.text_logits(X, emb, owners, texts.n)
+def text_logits(model: RelevanceModel, texts: Texts, X: np.ndarray | None = None) -> np.ndarray:
+    X0, emb, owners, _ = texts.arrays()
+    return model.text_logits(X0 if X is None else X, emb, owners, texts.n)
 
 
 def report(model: RelevanceModel, texts: Texts, logits: np.ndarray) -> dict:
@@ -171,6 +182,22 @@ def _pool_rows(pool: dict[str, int]) -> list[str]:
     return [f"| {kind} | {n:,} | {', '.join(sorted(langs))} |" for kind, (n, langs) in sorted(kinds.items())]
 
 
+def ordinary_bank_lines(info: dict) -> list[str]:
+    """The card's paragraph on the ordinary bank (none when the model does not read one)."""
+    bank = info.get("ordinary_bank", {})
+    if not bank.get("windows"):
+        return []
+    which = ("the real-text `train` ordinary windows" if bank["source"] == "real" else
+             "the ordinary windows of the pool: real-text `train` ordinary and ordinary.jsonl `train` / ordinary_en_extra "
+             "(LLM-written on-topic and off-topic sentences)")
+    return [f"Ordinary bank (issue 13, step 2): {bank['windows']:,} window embeddings ({which}), shipped as "
+            "`ordinary.safetensors` (float16). Each window also reads its best and top-5 mean similarity to the bank, "
+            "its best case similarity minus its best bank similarity, and its similarity to the bank's centroid; while "
+            "fitting, a window never meets its own text or its translations in the bank, and out-of-fold texts meet only "
+            "the other folds' rows. Debunk positives weigh "
+            f"{info.get('debunk_weight', 1.0):g}x a claim.", ""]
+
+
 def card(model: RelevanceModel, metrics: dict) -> str:
     """The model directory's README.md: what it is, how it was fitted, the held-out flag rates."""
     info = model.info
@@ -181,7 +208,8 @@ def card(model: RelevanceModel, metrics: dict) -> str:
         f"vendored EUvsDisinfo case, {info['index']['cases']:,}), their length, and a probe on the embedding. "
         "Below the threshold of its language group, `Prediction.narratives` is empty ('no known narrative').", "",
         f"Thresholds: English {model.threshold['en']:.3f}, other languages {model.threshold['other']:.3f} "
-        f"(tuned on cross-fitted development scores for a false-positive rate of at most {info['max_false_positive_rate']:.0%}). "
+        f"(tuned on cross-fitted development scores for a false-positive rate of at most {info['max_false_positive_rate_by_group']['en']:.0%} in English, "
+        f"{info['max_false_positive_rate_by_group']['other']:.0%} in other languages). "
         f"Query embeddings: `{info['query_backend']}` backend; fitted with encoder weights `{model.encoder_fingerprint[:12]}…`.", "",
         "## Data", "",
         f"Periods: train {info['periods']['train']}, validation {info['periods']['validation']}, test {info['periods']['test']}. "
@@ -194,6 +222,7 @@ def card(model: RelevanceModel, metrics: dict) -> str:
         "fact-checks refuting a claim (Polygraph.info, EUfactcheck) as positives. A text is never compared with its "
         "own case. The realtext `dev` split is reported below, never fitted; the threshold's false-positive bound "
         "was chosen among 0.05 / 0.08 / 0.10 as the largest recall keeping realtext `dev` ordinary text under 10%.", "",
+        *ordinary_bank_lines(info), 
         "| fit + development pool | texts | languages |", "| --- | ---: | --- |",
         *_pool_rows(info["pool"]), "",
         "## Held-out results (never tuned on)", "",
@@ -227,8 +256,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=str(RELEVANCE_DIR))
     parser.add_argument("--backend", default="auto", help="encoder backend for the query texts (default: auto)")
     parser.add_argument("--max-fpr", type=float, default=0.08, help="false-positive rate the thresholds allow on dev")
+    parser.add_argument("--max-fpr-en", type=float, default=None, help="the English group's own bound (default: --max-fpr)")
     parser.add_argument("--probe-C", type=float, default=0.5)
     parser.add_argument("--no-realtext", action="store_true", help="leave the real-text train split out (the old pool)")
+    parser.add_argument("--ordinary-bank", choices=("none", "real", "real+llm"), default="none",
+                        help="ordinary windows whose similarities the model reads (default none: tried, not shipped; see the card)")
+    parser.add_argument("--bank-exclusion", choices=("item", "source", "mixed"), default="item",
+                        help="while fitting, hide from a window the bank rows of its own text (item) or its whole source")
+    parser.add_argument("--debunk-weight", type=float, default=1.0, help="weight of debunk positives relative to claims")
     parser.add_argument("--also-backend", default=None,
                         help="evaluate the held-out sets again with query embeddings of this backend (e.g. torch)")
     args = parser.parse_args(argv)
@@ -270,12 +305,18 @@ def main(argv: list[str] | None = None) -> int:
     fold_of = {key: int(hashlib.sha256(key.encode()).hexdigest(), 16) % 5 for key in set(pool.folds)}
     folds = np.array([fold_of[key] for key in pool.folds])
     oof = np.full(pool.n, np.nan)
+    use_bank = args.ordinary_bank != "none" and not args.no_realtext
+    bank_rows, owners = ordinary_bank(pool, args.ordinary_bank) if use_bank else (None, None)
+    bank = pool.arrays()[1][bank_rows] if use_bank else None
     for f in range(5):
-        model = fit(pool, np.where(folds != f)[0], args.probe_C)
+        X = pool_with_bank(pool, bank_rows, owners, folds, f, args.bank_exclusion) if use_bank else None
+        model = fit(pool, np.where(folds != f)[0], args.probe_C, X, bank, args.debunk_weight)
         held = np.where(folds == f)[0]
-        oof[held] = text_logits(model, pool)[held]
-    final = fit(pool, np.arange(pool.n), args.probe_C)
-    final.calibrate(oof, np.asarray(pool.labels), pool.languages, max_false_positive_rate=args.max_fpr)
+        oof[held] = text_logits(model, pool, X)[held]
+    X = pool_with_bank(pool, bank_rows, owners, folds, None, args.bank_exclusion) if use_bank else None
+    final = fit(pool, np.arange(pool.n), args.probe_C, X, bank, args.debunk_weight)
+    bounds = {"en": args.max_fpr if args.max_fpr_en is None else args.max_fpr_en, "other": args.max_fpr}
+    final.calibrate(oof, np.asarray(pool.labels), pool.languages, max_false_positive_rate=bounds)
     final.encoder_fingerprint = encoder.fingerprint
 
     def heldout_texts(embed_with) -> Texts:
@@ -300,10 +341,14 @@ def main(argv: list[str] | None = None) -> int:
         "index": {"cases": len(full), "data_sha256": full.meta.data_sha256},
         "encoder": full.meta.encoder, "query_backend": getattr(encoder, "backend", args.backend),
         "pool": {f"{tag} ({'pos' if y else 'neg'})": n for (tag, y), n in sorted(counts.items())},
-        "max_false_positive_rate": args.max_fpr, "probe_C": args.probe_C,
+        "max_false_positive_rate": args.max_fpr, "max_false_positive_rate_by_group": bounds, "probe_C": args.probe_C,
+        "ordinary_bank": {"windows": 0 if bank is None else len(bank), "source": args.ordinary_bank},
+        "debunk_weight": args.debunk_weight, "bank_exclusion": args.bank_exclusion,
     }
     metrics = {"development_cross_fitted": report(final, pool, oof), "heldout": report(final, heldout, text_logits(final, heldout)),
                "realtext_dev": report(final, real_dev, text_logits(final, real_dev)),
+               **({"realtext_dev_unseen_source": report(final, real_dev, text_logits(final, real_dev, unseen_source(
+                   final, real_dev, pool, bank_rows, owners)))} if use_bank else {}),
                "calibration": final.calibration, "threshold": final.threshold, "groups": list(GROUPS),
                "group_of_language": {"en": language_group("en"), "other": language_group("de")}}
     if args.also_backend:
