@@ -13,6 +13,7 @@ from disinfo_clf.matching.index import CaseIndex
 from disinfo_clf.prediction import Model, load_model
 from disinfo_clf.matching.relevance import (FEATURES, RELEVANCE_DIR, Relevance, RelevanceModel, RelevanceModelError,
                                    language_group, tune_threshold, word_count)
+from disinfo_clf.matching.ordinary_bank import ORDINARY_FEATURES, ORDINARY_FILE, ordinary_features
 from disinfo_clf.scoring import NO_KNOWN_NARRATIVE, ScoreSummary, score_batch
 from disinfo_clf.feeds.readers import Record
 from hashing_encoder import HashingEncoder
@@ -65,6 +66,55 @@ def test_model_files_round_trip_and_bad_files_are_refused(tmp_path: Path) -> Non
             RelevanceModel.load(tmp_path / "rel")
     with pytest.raises(RelevanceModelError, match="missing"):
         RelevanceModel.load(tmp_path / "nowhere")
+
+
+def _bank_model(dim: int = 8, rows: int = 12) -> RelevanceModel:
+    """A fitted model reading the ordinary bank (random, separable data)."""
+    rng = np.random.default_rng(3)
+    bank = rng.normal(size=(rows, dim)).astype(np.float32)
+    bank /= np.linalg.norm(bank, axis=1, keepdims=True)
+    emb = rng.normal(size=(60, dim))
+    y = np.r_[np.ones(30), np.zeros(30)].astype(int)
+    case = rng.normal(size=(60, len(FEATURES))) + y[:, None]
+    X = np.column_stack([case, ordinary_features(case[:, 0], emb, bank)])
+    return RelevanceModel.fit(X, emb, y, ordinary=bank)
+
+
+def test_a_model_reading_the_ordinary_bank_round_trips_and_bad_banks_are_refused(tmp_path: Path) -> None:
+    model = _bank_model()
+    assert model.features == FEATURES + ORDINARY_FEATURES and model.reads_ordinary
+    model.save(tmp_path / "rel")
+    loaded = RelevanceModel.load(tmp_path / "rel")
+    assert loaded == model and loaded.ordinary.dtype == np.float32
+    assert np.allclose(loaded.ordinary, model.ordinary, atol=1e-3)  # stored as float16
+    emb = np.random.default_rng(4).normal(size=(5, 8))
+    case = np.random.default_rng(5).normal(size=(5, len(FEATURES)))
+    # Serving computes the bank features from the embeddings: the same logits as precomputed ones.
+    full = np.column_stack([case, ordinary_features(case[:, 0], emb, loaded.ordinary)])
+    assert np.allclose(loaded.window_logits(case, emb), loaded.window_logits(full, emb))
+    from safetensors.numpy import save_file
+    bank_path = tmp_path / "rel" / ORDINARY_FILE
+    for tensors, message in (({"embeddings": np.ones((12, 7), np.float16)}, "shape"),
+                             ({"embeddings": np.full((12, 8), np.nan, np.float32)}, "non-finite"),
+                             ({"embeddings": np.ones((12, 8), np.int32)}, "float16 or float32"),
+                             ({"vectors": np.ones((12, 8), np.float16)}, "one tensor")):
+        save_file(tensors, str(bank_path))
+        with pytest.raises(RelevanceModelError, match=message) as err:
+            RelevanceModel.load(tmp_path / "rel")
+        assert ORDINARY_FILE in str(err.value)
+    bank_path.unlink()
+    with pytest.raises(RelevanceModelError, match="ordinary.safetensors is missing"):
+        RelevanceModel.load(tmp_path / "rel")
+
+
+def test_ordinary_features_leave_out_excluded_bank_rows() -> None:
+    bank = np.eye(6, dtype=np.float32)
+    emb = bank[:2]
+    free = ordinary_features(np.array([0.9, 0.9]), emb, bank)
+    assert np.allclose(free[:, 0], 1.0) and np.allclose(free[:, 2], -0.1)
+    exclude = np.zeros((2, 6), dtype=bool)
+    exclude[0, 0] = exclude[1, 1] = True  # a window never meets its own text while fitting
+    assert np.allclose(ordinary_features(np.array([0.9, 0.9]), emb, bank, exclude=exclude)[:, 0], 0.0)
 
 
 def test_threshold_keeps_the_false_positive_rate_within_its_bound() -> None:

@@ -8,6 +8,8 @@ worth reading. Each sentence window of a text is scored by a logistic regression
   mean of ``s1..s5``, ``spread`` = ``s1 - s10``, ``over_centroid`` = ``top5`` minus the
   similarity to the mean case embedding;
 - its length, ``log_words`` = ``log(1 + words)`` capped at 64 words (a bare place name is no claim);
+- how close it comes to ordinary real text on the same topics (format 2, optional):
+  :data:`~disinfo_clf.matching.ordinary_bank.ORDINARY_FEATURES`, read from a bank of ordinary windows;
 - a probe: a logistic regression on the window's embedding itself (claims and debunks vs
   ordinary text), whose out-of-fold logit the regression weighs with the rest.
 
@@ -16,7 +18,8 @@ cases are English, so English text sits closer to them) turns it into a probabil
 threshold per group, tuned on development data, flags it.
 
 A model directory holds ``relevance.json`` (weights, calibration, thresholds, the encoder
-fingerprint it was fitted with) and ``metrics.json``; no pickles.
+fingerprint it was fitted with), ``ordinary.safetensors`` when it reads the ordinary bank, and
+``metrics.json``; no pickles.
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ from ..resources import DEFAULT_MODEL_DIR
 from ..text.language import GROUPS, language_group
 from .index import load_index
 from .index import encoder_for
+from .ordinary_bank import ORDINARY_FEATURES, OrdinaryBankError, load_bank, ordinary_features, save_bank
 
 if TYPE_CHECKING:
     from ..encoders.base import Encoder
@@ -45,9 +49,10 @@ RELEVANCE_DIR = DEFAULT_MODEL_DIR / "relevance"
 """The default model's relevance part (fitted on e5 similarities to the shipped case index)."""
 MODEL_FILE = "relevance.json"
 METRICS_FILE = "metrics.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Version 2 may add the ordinary-bank features; version 1 files (case features only) are still read."""
 FEATURES = ("top1", "top5", "spread", "over_centroid", "log_words")
-"""Similarity and length features of a window; the probe's logit comes after them."""
+"""Similarity and length features of a window; the ordinary-bank ones (if any), then the probe's logit, come after."""
 NEIGHBOURS = 10
 """Similarities per window the features read."""
 MAX_WORDS = 64
@@ -110,9 +115,22 @@ class RelevanceModel:
     """sha256 of the encoder weights the similarities were computed with."""
     info: dict[str, Any] = field(default_factory=dict)
     """How it was fitted: data sizes, index, dates (for people; not read back)."""
+    ordinary: np.ndarray | None = field(default=None, compare=False, repr=False)
+    """The ordinary bank (m x dim) when :attr:`features` holds the ordinary-bank features."""
+
+    @property
+    def reads_ordinary(self) -> bool:
+        """Whether the model weighs the ordinary-bank features."""
+        return tuple(self.features) == FEATURES + ORDINARY_FEATURES
 
     def window_logits(self, features: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
-        """Uncalibrated logit of each window, from its :data:`FEATURES` and its embedding."""
+        """Uncalibrated logit of each window, from its :data:`FEATURES` (the ordinary-bank ones are
+        computed from the embedding when not given) and its embedding."""
+        features = np.asarray(features, dtype=np.float64)
+        if self.reads_ordinary and features.shape[1] == len(FEATURES):
+            if self.ordinary is None:
+                raise RelevanceModelError("this relevance model reads ordinary-bank features but holds no bank")
+            features = np.column_stack([features, ordinary_features(features[:, 0], embeddings, self.ordinary)])
         probe = np.asarray(embeddings, dtype=np.float64) @ np.asarray(self.probe_coef) + self.probe_intercept
         x = np.column_stack([np.asarray(features, dtype=np.float64), probe])
         return ((x - np.asarray(self.mean)) / np.asarray(self.scale)) @ np.asarray(self.coef) + self.intercept
@@ -145,10 +163,11 @@ class RelevanceModel:
 
     @classmethod
     def fit(cls, features: np.ndarray, embeddings: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None,
-            *, probe_C: float = 0.5, C: float = 1.0, seed: int = 0) -> RelevanceModel:
+            *, probe_C: float = 0.5, C: float = 1.0, seed: int = 0, ordinary: np.ndarray | None = None) -> RelevanceModel:
         """Fit the probe and the window regression on windows (features, embeddings, 0/1 labels,
         sample weights); the regression sees the probe's out-of-fold logits, as it will see
-        logits of unseen text. Calibration and thresholds are left for :meth:`calibrate`."""
+        logits of unseen text. With an ``ordinary`` bank, ``features`` also hold the
+        ordinary-bank columns. Calibration and thresholds are left for :meth:`calibrate`."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
@@ -164,13 +183,14 @@ class RelevanceModel:
         clf = LogisticRegression(C=C, max_iter=2000).fit((x - mean) / scale, y, sample_weight=w)
         return cls(probe_coef=probe.coef_[0].tolist(), probe_intercept=float(probe.intercept_[0]),
                    coef=clf.coef_[0].tolist(), intercept=float(clf.intercept_[0]), mean=mean.tolist(),
-                   scale=scale.tolist())
+                   scale=scale.tolist(), features=FEATURES + (ORDINARY_FEATURES if ordinary is not None else ()),
+                   ordinary=ordinary)
 
     def calibrate(self, text_logits: np.ndarray, labels: np.ndarray, languages: Sequence[str | None],
-                  *, max_false_positive_rate: float = 0.05) -> None:
+                  *, max_false_positive_rate: float | dict[str, float] = 0.05) -> None:
         """Per language group, fit the Platt scaling on development texts (classes weighted
         equally) and tune the threshold: the most recall whose false-positive rate stays within
-        ``max_false_positive_rate``."""
+        ``max_false_positive_rate`` (one bound, or group → bound)."""
         from sklearn.linear_model import LogisticRegression
 
         z, y = np.asarray(text_logits, dtype=np.float64), np.asarray(labels, dtype=int)
@@ -184,7 +204,8 @@ class RelevanceModel:
             platt = LogisticRegression(C=1e6, max_iter=1000).fit(z[m, None], y[m], sample_weight=w)
             self.calibration[group] = [float(platt.coef_[0, 0]), float(platt.intercept_[0])]
             p = self.calibrated(z[m], [group] * int(m.sum()))
-            self.threshold[group] = tune_threshold(p, y[m], max_false_positive_rate)
+            bound = max_false_positive_rate[group] if isinstance(max_false_positive_rate, dict) else max_false_positive_rate
+            self.threshold[group] = tune_threshold(p, y[m], bound)
 
     def save(self, directory: str | Path, metrics: dict[str, Any] | None = None) -> Path:
         """Write ``relevance.json`` (and ``metrics.json`` when given) into ``directory``."""
@@ -192,6 +213,11 @@ class RelevanceModel:
         directory.mkdir(parents=True, exist_ok=True)
         data = {"format_version": FORMAT_VERSION, **asdict(self)}
         data["features"] = list(self.features)
+        del data["ordinary"]
+        if self.reads_ordinary:
+            if self.ordinary is None:
+                raise ValueError("a model reading ordinary-bank features needs its bank to be saved")
+            save_bank(self.ordinary, directory)
         (directory / MODEL_FILE).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
         if metrics is not None:
             (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
@@ -203,8 +229,8 @@ class RelevanceModel:
         path = Path(directory if directory is not None else RELEVANCE_DIR, MODEL_FILE)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            if data.pop("format_version", None) != FORMAT_VERSION:
-                raise ValueError(f"not format version {FORMAT_VERSION}")
+            if data.pop("format_version", None) not in (1, FORMAT_VERSION):
+                raise ValueError(f"not format version 1 or {FORMAT_VERSION}")
             model = cls(**{**data, "features": tuple(data["features"])})
             numbers = [*model.probe_coef, model.probe_intercept, *model.coef, model.intercept, *model.mean,
                        *model.scale, *(v for ab in model.calibration.values() for v in ab), *model.threshold.values()]
@@ -212,12 +238,19 @@ class RelevanceModel:
             raise RelevanceModelError(f"{path} is missing: not a relevance model directory") from exc
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise RelevanceModelError(f"{path} is not a relevance model this library reads ({exc})") from exc
-        if model.features != FEATURES or not len(model.coef) == len(model.mean) == len(model.scale) == len(FEATURES) + 1:
-            raise RelevanceModelError(f"{path}: features {list(model.features)} are not this library's {list(FEATURES)}")
+        if model.features not in (FEATURES, FEATURES + ORDINARY_FEATURES) or \
+                not len(model.coef) == len(model.mean) == len(model.scale) == len(model.features) + 1:
+            raise RelevanceModelError(f"{path}: features {list(model.features)} (and their weights) are not this "
+                                      f"library's {list(FEATURES)}, optionally followed by {list(ORDINARY_FEATURES)}")
         if set(model.calibration) != set(GROUPS) or set(model.threshold) != set(GROUPS):
             raise RelevanceModelError(f"{path}: calibration and threshold need the groups {list(GROUPS)}")
         if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in numbers):
             raise RelevanceModelError(f"{path}: weights must be finite numbers")
+        if model.reads_ordinary:
+            try:
+                model.ordinary = load_bank(path.parent, len(model.probe_coef))
+            except OrdinaryBankError as exc:
+                raise RelevanceModelError(str(exc)) from exc
         return model
 
 
