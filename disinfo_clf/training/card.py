@@ -28,7 +28,7 @@ pipeline_tag: text-classification
 # {model_id}: {task_title}
 
 {summary}
-
+{realtext_section}
 ## Intended users and uses
 Fact-checkers, disinformation researchers, newsroom and policy analysts who monitor news and want
 to know which **known pro-Kremlin disinformation narrative** a text pushes, and whether the text
@@ -232,6 +232,35 @@ def _relevance_section(model_dir: Path) -> str:
     return "\n".join(rows) + "\n"
 
 
+_KIND_MEASURE = {"ordinary": ("flagged", "flagged (lower is better)"), "hard": ("flagged", "flagged (unlabelled)"),
+                 "claim": ("flagged", "flagged (higher is better)"), "debunk": ("role_debunk", "read as debunk")}
+
+
+def _realtext_section(metrics: dict[str, Any]) -> str:
+    """Results on real text written by others (``metrics["realtext"]``, from ``scripts/eval_realtext.py``)
+    and the alternatives tried (``metrics["alternatives"]``), first in the card."""
+    realtext = metrics.get("realtext") or {}
+    cells = realtext.get("cells") or []
+    out: list[str] = []
+    if cells:
+        out += ["", "## Results on real text written by others", "",
+                "News, posts, official statements and fact-checks written by others, never by us or an LLM "
+                f"({realtext.get('what', 'scripts/eval_realtext.py')}). Sources marked * are report-only (licence): "
+                "never trained or tuned on. Up to "
+                f"{realtext.get('cap', '?')} items per cell; `flagged` = relevant or a narrative above its threshold.", "",
+                "| source | language | kind | split | n | measure | share |", "|---|---|---|---|---:|---|---:|"]
+        for cell in sorted(cells, key=lambda c: (c["kind"], c["source"], c["lang"], c["split"])):
+            key, label = _KIND_MEASURE.get(cell["kind"], ("flagged", "flagged"))
+            star = "*" if cell.get("report_only") else ""
+            out.append(f"| {cell['source']}{star} | {cell['lang']} | {cell['kind']} | {cell['split']} | {cell['n']} | "
+                       f"{label} | {cell.get(key, 0):.0%} |")
+    for item in metrics.get("alternatives") or []:
+        if not out or not out[-1].startswith("- "):
+            out += ["", "## Alternatives tried, and why the shipped one won", ""]
+        out.append(f"- **{item['what']}**: {item['result']}")
+    return "\n".join(out) + ("\n" if out else "")
+
+
 def render_card(model_dir: str | Path) -> str:
     """The Markdown model card of a model directory, from its meta, config and metrics files."""
     model_dir = Path(model_dir)
@@ -263,6 +292,7 @@ def render_card(model_dir: str | Path) -> str:
         model_id=meta.model_id or model_dir.name,
         task_title=TASK_TITLES.get(meta.task, meta.task),
         summary=summary,
+        realtext_section=_realtext_section(metrics),
         data_section=_data_section(metrics, config),
         labels_section=_labels_section(meta, metrics),
         metrics_section=_metrics_section(meta, metrics) + "\n\n" + _translated_section(meta, metrics)
