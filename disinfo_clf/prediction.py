@@ -183,8 +183,14 @@ class Model:
         spec = self._embedding_spec()
         if spec is None or not texts:
             return None
-        return encoder_for(spec).embed(list(texts), prefix=spec.prefix, batch_size=batch_size,
-                                       show_progress_bar=show_progress_bar)
+        # A window that recurs (boilerplate, a repeated title) is embedded once and copied back.
+        unique = list(dict.fromkeys(texts))
+        vectors = encoder_for(spec).embed(unique, prefix=spec.prefix, batch_size=batch_size,
+                                          show_progress_bar=show_progress_bar)
+        if len(unique) == len(texts):
+            return vectors
+        position = {text: i for i, text in enumerate(unique)}
+        return vectors[[position[text] for text in texts]]
 
     def predict(
         self,

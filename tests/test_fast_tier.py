@@ -75,3 +75,24 @@ def test_fast_tier_predictions_equal_the_text_by_text_reference(fast, mixed: lis
         assert pred.role_score == pytest.approx(max(p_debunk, 1 - p_debunk), abs=1e-12)
     top3 = fast.predict(mixed[:20], top_k=3)
     assert [list(p.scores) for p in top3] == [list(p.scores)[:3] for p in got[:20]]
+
+
+@pytest.mark.slow
+def test_duplicate_windows_are_embedded_once_with_the_same_predictions(monkeypatch: pytest.MonkeyPatch) -> None:
+    from disinfo_clf.models.embedding_head import encoder_for
+
+    model = load_model("default")
+    encoder = encoder_for(model._embedding_spec())
+    texts = ["NATO promised not to expand east and lied.", "The EU is collapsing.",
+             "NATO promised not to expand east and lied.", "The EU is collapsing.\n\nThe EU is collapsing."]
+    before = [p.to_dict() for p in model.predict(texts)]
+    seen: list[str] = []
+    embed = encoder.embed
+
+    def counting(batch, **kwargs):
+        seen.extend(batch)
+        return embed(batch, **kwargs)
+
+    monkeypatch.setattr(encoder, "embed", counting)
+    assert [p.to_dict() for p in model.predict(texts)] == before
+    assert len(seen) == len(set(seen)) == 3  # each distinct window once
