@@ -176,10 +176,14 @@ class CueMatcher:
         rows: list[int] = []
         cols: list[int] = []
         n = 0
+        match, owner = (self._filter.Match if self._filter is not None else None), self._owner
         for n, text in enumerate(texts, 1):
-            for j in self.present(text):
-                rows.append(n - 1)
-                cols.append(j)
+            # found() inlined: one call per text less, on the fast tier's hot path
+            hits = match(text.lower().encode("utf-8", "replace")) if match is not None and text else None
+            if hits:
+                labels = {owner[i] for i in hits}
+                rows.extend([n - 1] * len(labels))
+                cols.extend(labels)
         data = np.full(len(rows), weight, dtype=np.float32)
         return sparse.csr_matrix((data, (rows, cols)), shape=(n, len(self.labels)), dtype=np.float32)
 

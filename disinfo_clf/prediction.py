@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+from itertools import compress
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, overload
 
@@ -25,7 +26,7 @@ from .models.text_role import TextRoleHead, debunk_cues, load_text_role, weighte
 from .text.sentences import text_windows
 from .matching.index import CaseMatch
 from .results import Evidence, Prediction
-from .text.language import detect_language
+from .text.language import detect_languages
 from .models.meta import META_FILE, ModelDirectoryError, TextClassifier
 from .models.registry import load_classifier
 from .models.combined import read_proba
@@ -92,6 +93,7 @@ class Model:
             names.update(user.names)
         self._labels, self._names = labels, names
         self._thresholds = np.asarray(thresholds, dtype=np.float64)
+        self._label_array = np.asarray(labels, dtype=object)
 
     @functools.cached_property
     def fingerprint(self) -> str:
@@ -133,8 +135,14 @@ class Model:
         spec = self._embedding_spec()
         if spec is None or not texts:
             return None
-        return encoder_for(spec).embed(list(texts), prefix=spec.prefix, batch_size=batch_size,
-                                       show_progress_bar=show_progress_bar)
+        # A window that recurs (boilerplate, a repeated title) is embedded once and copied back.
+        unique = list(dict.fromkeys(texts))
+        vectors = encoder_for(spec).embed(unique, prefix=spec.prefix, batch_size=batch_size,
+                                          show_progress_bar=show_progress_bar)
+        if len(unique) == len(texts):
+            return vectors
+        position = {text: i for i, text in enumerate(unique)}
+        return vectors[[position[text] for text in texts]]
 
     def predict(
         self,
@@ -150,7 +158,7 @@ class Model:
             return []
         windows = [text_windows(t) for t in texts]
         flat = [t[s:e] for t, ws in zip(texts, windows) for s, e in ws]
-        languages = [detect_language(t) for t in texts]
+        languages = detect_languages(texts)
         window_languages = [lang for lang, ws in zip(languages, windows) for _ in ws]
         # One encoder pass over the windows feeds every part that reads embeddings.
         embeddings = self.embed(flat, batch_size=batch_size, show_progress_bar=show_progress_bar)
@@ -164,32 +172,33 @@ class Model:
         labels = self.labels
         counts = np.fromiter(map(len, windows), dtype=np.int64, count=len(windows))
         lengths = np.fromiter((e - s for ws in windows for s, e in ws), dtype=np.float64, count=len(flat))
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         if self.text_role is not None:
             text_debunk = self.text_role.probability(debunk, lengths, debunk_cues(flat, window_languages), counts,
                                                      embeddings)
         else:
             text_debunk = weighted_mean(debunk, lengths, counts)
+        # Per text: the highest probability of its windows, and its labels by probability (whole batch at once).
+        text_probs = probs[starts] if len(flat) == len(texts) else np.maximum.reduceat(probs, starts, axis=0)
+        orders = np.argsort(-text_probs, axis=1, kind="stable")
+        ranked = self._label_array[orders].tolist()
+        ranked_probs = np.take_along_axis(text_probs, orders, axis=1).tolist()
+        ranked_above = np.take_along_axis(text_probs >= self._thresholds, orders, axis=1).tolist()
+        tops, debunks = orders[:, 0].tolist(), text_debunk.tolist()
+        flagged = [True] * len(texts) if relevance is None else relevance[1].tolist()
+        kept = len(labels) if top_k is None else top_k
         out: list[Prediction] = []
-        pos = 0
         for index, (text, ws) in enumerate(zip(texts, windows)):
-            n = len(ws)
-            window_probs = probs[pos : pos + n]
-            text_probs = window_probs.max(axis=0) if n > 1 else window_probs[0]
-            p_debunk = float(text_debunk[index])
-            pos += n
-            order = np.argsort(-text_probs, kind="stable")
-            top = int(order[0])
-            best = int(np.argmax(window_probs[:, top]))
+            names, values, p_debunk = ranked[index], ranked_probs[index], debunks[index]
+            best = int(np.argmax(probs[starts[index]:starts[index] + len(ws), tops[index]])) if len(ws) > 1 else 0
             s, e = ws[best]
-            kept = order if top_k is None else order[:top_k]
             out.append(
                 Prediction(
-                    narrative=labels[top],
-                    name=self._names.get(labels[top], labels[top]),
-                    score=float(text_probs[top]),
-                    scores={labels[i]: float(text_probs[i]) for i in kept},
-                    narratives=[labels[i] for i in order if text_probs[i] >= self._thresholds[i]
-                                and (relevance is None or relevance[1][index])],
+                    narrative=names[0],
+                    name=self._names.get(names[0], names[0]),
+                    score=values[0],
+                    scores=dict(zip(names[:kept], values[:kept])),
+                    narratives=list(compress(names, ranked_above[index])) if flagged[index] else [],
                     role="debunk" if p_debunk >= 0.5 else "claim",
                     role_score=p_debunk if p_debunk >= 0.5 else 1.0 - p_debunk,
                     evidence=Evidence(text=text[s:e], start=s, end=e),

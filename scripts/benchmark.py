@@ -1,15 +1,20 @@
 """Speed of disinfo_clf on this machine, written to a JSON file (and a short table on stdout).
 
-    python scripts/benchmark.py --output benchmarks/results.json [--quick]
+    python scripts/benchmark.py --output benchmarks/results.json [--quick] [--only SECTION ...]
 
 Measures, in one run: the default (multilingual) model and the ``fast`` model through ``predict``
 on short texts (database titles) and news articles of about 2,500 characters; the default's first
-call and peak memory in a fresh process; encoder inference against sentence-transformers' ``encode``
+call and peak memory in a fresh process; two ratios, each pair's runs alternated in one process
+so that they hold on a busy machine and travel to other machines: the default's whole
+``predict`` against sentence-transformers ``encode`` (same weights, float32) on titles and
+articles (``default_vs_st``), and the ``fast`` tier against the plain scikit-learn TF-IDF
+one-vs-rest pipeline (``fast_vs_plain``, scripts/bench_fast.py); encoder inference against sentence-transformers' ``encode``
 (scripts/bench_encoder.py); ``match`` and a 1M-vector index (scripts/bench_index.py); wall time
 and peak memory of ``disinfo-clf score --model fast`` over 100,000 generated JSONL records; the
 local engine against Ray with 1 and 2 workers on 20,000 records (scripts/bench_ray.py, ``fast``
 model); a tiny encoder against ``transformers.pipeline`` (scripts/bench_tiny_encoder.py).
-``--quick`` shrinks every size for a smoke run.
+``--quick`` shrinks every size for a smoke run; ``--only SECTION`` reruns one section and keeps the
+others of an existing output file. Rates, seconds and megabytes are this machine's.
 """
 from __future__ import annotations
 
@@ -51,7 +56,9 @@ TARGETS = {
     "default_peak_rss_mb": ("<", 1500.0), "fast_titles_per_s": (">=", 8000),
     "encoder_vs_sentence_transformers": (">=", 2.0), "match_1000_short_s": ("<=", 10.0),
     "index_1m_query_ms": ("<", 50.0), "score_wall_s": ("<", 120.0), "score_peak_rss_mb": ("<", 1024.0),
+    "default_titles_vs_st_encode": (">=", 6.0), "fast_vs_plain_sklearn": (">=", 1.5),
 }
+"""Ratios (``*_vs_*``) travel to other machines; rates, seconds and megabytes are this machine's."""
 
 
 
@@ -185,8 +192,36 @@ def bench_score(n: int) -> dict[str, Any]:
             "measures": "the whole CLI process: start-up, model load, reading, scoring, writing"}
 
 
+def bench_default_vs_st(titles: list[str], docs: list[str], warmup: list[str], repeats: int) -> dict[str, Any]:
+    """The default's whole ``predict`` against sentence-transformers ``encode`` alone (the same
+    e5-small weights, float32, batch 64, normalised, ``"query: "`` prefix), runs alternated."""
+    from sentence_transformers import SentenceTransformer
+
+    from disinfo_clf import load_model, predict
+    from disinfo_clf.encoders import resolve_encoder
+
+    model = load_model("default")
+    st = SentenceTransformer(resolve_encoder(local_files_only=True), device="cpu")
+
+    def encode(texts: list[str]) -> Any:
+        return st.encode(["query: " + t for t in texts], batch_size=64, normalize_embeddings=True)
+
+    predict(warmup, model=model)
+    encode(warmup[:64])
+    out: dict[str, Any] = {"measures": "predict: narratives, role, language, relevance and matches; encode: embeddings only"}
+    for name, texts in (("titles", titles), ("articles", docs)):
+        rates = compared({"default_predict": lambda texts=texts: predict(texts, model=model),
+                          "st_encode": lambda texts=texts: encode(texts)}, len(texts), repeats)
+        out[name] = {"n": len(texts), "mean_chars": round(statistics.mean(map(len, texts))),
+                     **{f"{k}_per_s": v["per_s"] for k, v in rates.items()},
+                     "ratio": round(rates["default_predict"]["per_s"] / rates["st_encode"]["per_s"], 2),
+                     "runs_per_s": {k: v["runs_per_s"] for k, v in rates.items()}}
+    return out
+
+
 def check_targets(results: dict[str, Any]) -> dict[str, Any]:
     d, f, e = results.get("default_model", {}), results.get("fast_model", {}), results.get("encoder", {})
+    st, plain = results.get("default_vs_st", {}), results.get("fast_vs_plain", {})
     i, sc = results.get("index", {}), results.get("score", {})
     auto = e.get("auto_backend")
     ratios = [e.get(k, {}).get("ratio_vs_sentence_transformers", {}).get(auto) for k in ("titles", "windows")]
@@ -198,6 +233,8 @@ def check_targets(results: dict[str, Any]) -> dict[str, Any]:
         "match_1000_short_s": i.get("match_1000_short", {}).get("seconds"),
         "index_1m_query_ms": i.get("synthetic", {}).get("case_index_auto", {}).get("median_ms"),
         "score_wall_s": sc.get("wall_s"), "score_peak_rss_mb": sc.get("peak_rss_mb"),
+        "default_titles_vs_st_encode": st.get("titles", {}).get("ratio"),
+        "fast_vs_plain_sklearn": plain.get("ratio"),
     }
     out = {}
     for name, (op, target) in TARGETS.items():
@@ -241,10 +278,17 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+SECTIONS = ("default_model", "default_vs_st", "fast_model", "fast_vs_plain", "encoder", "index", "score", "ray",
+            "tiny_encoder")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", required=True, help="JSON file to write")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--only", action="append", choices=SECTIONS, metavar="SECTION",
+                        help=f"run only this section (repeatable; one of {', '.join(SECTIONS)}); the other sections "
+                             "of an existing --output file are kept")
     args = parser.parse_args(argv)
 
     import logging
@@ -257,36 +301,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     titles = [c.title for c in load_database_csv() if c.title]
     docs = articles(60 if quick else 400)
     n_docs = 50 if quick else len(docs) - 10  # the rest only warm up
+    output = Path(args.output)
+    previous = json.loads(output.read_text(encoding="utf-8")) if args.only and output.is_file() else {}
     results: dict[str, Any] = {
+        **previous,
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
         "quick": quick,
     }
+    if args.only:
+        results["sections_rerun"] = {name: results["date"] for name in args.only}
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import bench_encoder
+    import bench_fast
     import bench_index
     import bench_ray
     import bench_tiny_encoder
 
     warmup = titles[-300:] + docs[n_docs:]
-    run_section(results, "default_model", lambda: {
-        **bench_default(titles[: 300 if quick else 2000], docs[: 10 if quick else 60], warmup, repeats, "default"),
-        **bench_first_call(1 if quick else 3),
-        **bench_peak_rss(titles[:500] + docs[:20]),
-    })
-    run_section(results, "fast_model", lambda: bench_default(titles[: 500 if quick else 5000], docs[:n_docs], warmup,
-                                                             repeats, "fast"))
-    run_section(results, "encoder", lambda: _section(bench_encoder.run, quick=quick))
-    run_section(results, "index", lambda: _section(bench_index.run, vectors=50_000 if quick else 1_000_000))
-    run_section(results, "score", lambda: bench_score(2_000 if quick else 100_000))
-    run_section(results, "ray", lambda: bench_ray.bench(1_000 if quick else 20_000, model="fast"))
-    run_section(results, "tiny_encoder", lambda: _section(
-        bench_tiny_encoder.run, titles=titles[: 256 if quick else 2000], tokenizer_texts=titles[: 2000 if quick else 8000],
-        repeats=repeats))
+    sections: dict[str, Callable[[], dict[str, Any]]] = {
+        "default_model": lambda: {
+            **bench_default(titles[: 300 if quick else 2000], docs[: 10 if quick else 60], warmup, repeats, "default"),
+            **bench_first_call(1 if quick else 3),
+            **bench_peak_rss(titles[:500] + docs[:20]),
+        },
+        "default_vs_st": lambda: bench_default_vs_st(titles[: 200 if quick else 1200], docs[: 10 if quick else 40],
+                                                     warmup, repeats),
+        "fast_model": lambda: bench_default(titles[: 500 if quick else 5000], docs[:n_docs], warmup, repeats, "fast"),
+        "fast_vs_plain": lambda: _section(bench_fast.run, titles=titles, repeats=2 if quick else 5),
+        "encoder": lambda: _section(bench_encoder.run, quick=quick),
+        "index": lambda: _section(bench_index.run, vectors=50_000 if quick else 1_000_000),
+        "score": lambda: bench_score(2_000 if quick else 100_000),
+        "ray": lambda: bench_ray.bench(1_000 if quick else 20_000, model="fast"),
+        "tiny_encoder": lambda: _section(
+            bench_tiny_encoder.run, titles=titles[: 256 if quick else 2000], tokenizer_texts=titles[: 2000 if quick else 8000],
+            repeats=repeats),
+    }
+    for name in args.only or SECTIONS:
+        run_section(results, name, sections[name])
     results["targets"] = check_targets(results)
 
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     m = results["machine"]
     print(f"{m['cpu']}, {m['nproc']} CPUs, Python {m['python']}, torch {m['torch']}, sklearn {m['sklearn']}"
           f"{' (quick run)' if quick else ''}")

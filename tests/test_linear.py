@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.preprocessing import normalize
 
 from disinfo_clf.config import LinearConfig
 from disinfo_clf.models.meta import MULTI_LABEL, SINGLE_LABEL, ModelDirectoryError, TextClassifier
@@ -209,7 +210,7 @@ def _assert_same_matrix(got, expected) -> None:
 ], ids=["default", "accents", "cased-binary"])
 def test_fast_character_features_equal_scikit_learn(model, corpus, monkeypatch, params):
     texts = corpus[2][:20] + EDGE_TEXTS
-    texts += [f"{t}\n{t}" for t in texts[:5]]  # the role model's sentence-plus-context input
+    texts += [f"{t}\n{t}" for t in texts[:5] + EDGE_TEXTS]  # the role model's sentence-plus-context input
     vectorizer = clone(model.vectorizers["char"]).set_params(min_df=1, **params).fit(texts[::2])  # some n-grams unseen
     monkeypatch.setattr(features, "_WORD_CACHE_SIZE", 40)  # small enough to be cleared between calls
     fast = CharWbTransform(vectorizer)
@@ -228,7 +229,7 @@ def test_fast_character_features_equal_scikit_learn(model, corpus, monkeypatch, 
 ], ids=["default", "trigrams-stop-words", "bigrams-binary", "token-pattern", "unigrams-cased"])
 def test_fast_word_features_equal_scikit_learn(model, corpus, params):
     texts = corpus[2][:20] + EDGE_TEXTS
-    texts += [f"{t}\n{t}" for t in texts[:5]]
+    texts += [f"{t}\n{t}" for t in texts[:5] + EDGE_TEXTS] + ["a\nb", "x y\nx y ", "\n", "ΣΑΣ\nΣΑΣ"]
     vectorizer = clone(model.vectorizers["word"]).set_params(min_df=1, **params).fit(texts[::2])
     fast = WordNgramTransform(vectorizer)
     for _ in range(2):
@@ -237,9 +238,24 @@ def test_fast_word_features_equal_scikit_learn(model, corpus, params):
     assert fast([]).shape == (0, len(vectorizer.vocabulary_))
 
 
-def test_fast_transform_falls_back_to_scikit_learn_for_other_analyzers(corpus):
-    vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(2, 3)).fit(corpus[0])
-    assert fast_transform(vectorizer) == vectorizer.transform
+def test_fast_transform_of_other_analyzers_equals_scikit_learn(corpus):
+    texts = corpus[2][:20] + EDGE_TEXTS
+    for vectorizer in (TfidfVectorizer(analyzer="char", ngram_range=(2, 3)).fit(corpus[0]),
+                       TfidfVectorizer(analyzer=str.split, sublinear_tf=True, binary=True, norm="l1").fit(corpus[0])):
+        fast = fast_transform(vectorizer)
+        _assert_same_matrix(fast(texts), vectorizer.transform(texts))
+        assert fast([]).shape == (0, len(vectorizer.vocabulary_))
+
+
+def test_fast_transform_needs_no_fitted_vectorizer(model, corpus):
+    """A loaded model's vectorisers are not fitted: vocabulary and idf are state we own."""
+    texts = corpus[2][:20] + EDGE_TEXTS
+    for name, fitted in model.vectorizers.items():
+        settings_only = clone(fitted).set_params(vocabulary=fitted.vocabulary_)
+        fast = fast_transform(settings_only, fitted.vocabulary_, fitted.idf_)
+        _assert_same_matrix(fast(texts), fitted.transform(texts))
+    with pytest.raises(ValueError, match="idf must be a vector"):
+        fast_transform(settings_only, fitted.vocabulary_, fitted.idf_[:-1])
 
 
 CUE_TEXTS = [
@@ -328,6 +344,13 @@ def test_shipped_models_fast_features_equal_scikit_learn():
     for directory in (FAST_MODEL_DIR, ROLE_MODEL_DIR):
         shipped = load_classifier(directory)
         for name, vectorizer in shipped.vectorizers.items():
-            fast = fast_transform(vectorizer)
-            assert fast != vectorizer.transform, name  # the shipped analyzers have a fast path
-            _assert_same_matrix(fast(texts), vectorizer.transform(texts))
+            fast = fast_transform(vectorizer, shipped.vocabularies[name], shipped.idf[name])
+            assert isinstance(fast, (WordNgramTransform, CharWbTransform)), name  # the shipped analyzers have a fast path
+            # scikit-learn's counts, weighted as TfidfTransformer documents it (nothing fitted is loaded)
+            counts = CountVectorizer(analyzer=vectorizer.analyzer, ngram_range=vectorizer.ngram_range,
+                                     lowercase=vectorizer.lowercase, vocabulary=shipped.vocabularies[name]).transform(texts)
+            expected = counts.astype(np.float32).tocsr()
+            np.log(expected.data, expected.data)
+            expected.data += 1.0
+            expected.data *= shipped.idf[name][expected.indices]
+            _assert_same_matrix(fast(texts), normalize(expected, copy=False))

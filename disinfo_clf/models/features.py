@@ -13,7 +13,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy import sparse
-from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.preprocessing import normalize
 
 from ..config import LinearConfig
 from ..cues import CueMatcher
@@ -43,27 +44,38 @@ def make_vectorizer(settings: dict[str, Any], **kwargs: Any) -> TfidfVectorizer:
     return TfidfVectorizer(**{**settings, "ngram_range": tuple(settings["ngram_range"])}, dtype=np.float32, **kwargs)
 
 
-def fast_transform(vectorizer: TfidfVectorizer) -> Callable[[Sequence[str]], sparse.csr_matrix]:
-    """The fastest exact stand-in for a fitted vectoriser's ``transform`` (texts must be ``str``)."""
+def fast_transform(vectorizer: TfidfVectorizer, vocabulary: Mapping[str, int] | None = None,
+                   idf: np.ndarray | None = None) -> Callable[[Sequence[str]], sparse.csr_matrix]:
+    """The fastest exact stand-in for a ``TfidfVectorizer``'s ``transform`` (texts must be ``str``).
+
+    ``vectorizer`` gives the settings; ``vocabulary`` and ``idf`` the fitted state (default: the
+    vectoriser's own ``vocabulary_`` and ``idf_``, when it was fitted here), so that a loaded model
+    needs no fitted scikit-learn object at all.
+    """
     if vectorizer.input == "content" and not callable(vectorizer.analyzer):
         if vectorizer.analyzer == "word":
-            return WordNgramTransform(vectorizer)
+            return WordNgramTransform(vectorizer, vocabulary, idf)
         if vectorizer.analyzer == "char_wb":
-            return CharWbTransform(vectorizer)
-    return vectorizer.transform
+            return CharWbTransform(vectorizer, vocabulary, idf)
+    return _CountedTransform(vectorizer, vocabulary, idf)
 
 
 class _TfidfRows:
-    """Term counts → the rows a fitted ``TfidfVectorizer`` gives, bit for bit."""
+    """Term counts → the rows ``TfidfVectorizer.transform`` gives, bit for bit: sublinear tf,
+    times our ``idf`` vector, row-normalised, in scikit-learn's order of operations."""
 
-    def __init__(self, vectorizer: TfidfVectorizer) -> None:
-        self._vocabulary: dict[str, int] = vectorizer.vocabulary_
+    def __init__(self, vectorizer: TfidfVectorizer, vocabulary: Mapping[str, int] | None = None,
+                 idf: np.ndarray | None = None) -> None:
+        if vocabulary is None:
+            vocabulary, idf = vectorizer.vocabulary_, vectorizer.idf_ if vectorizer.use_idf else None
+        self._vocabulary: Mapping[str, int] = vocabulary
+        if vectorizer.use_idf and (idf is None or np.shape(idf) != (len(self._vocabulary),)):
+            raise ValueError(f"idf must be a vector of {len(self._vocabulary)} weights, one per n-gram of the vocabulary")
+        self._idf = idf if vectorizer.use_idf else None
         self._binary = bool(vectorizer.binary)
         self._dtype = vectorizer.dtype
-        self._tfidf = TfidfTransformer(norm=vectorizer.norm, use_idf=vectorizer.use_idf,
-                                       smooth_idf=vectorizer.smooth_idf, sublinear_tf=vectorizer.sublinear_tf)
-        if vectorizer.use_idf:
-            self._tfidf.idf_ = vectorizer.idf_
+        self._sublinear = bool(vectorizer.sublinear_tf)
+        self._norm = vectorizer.norm
 
     def _rows(
         self, rows: np.ndarray, columns: np.ndarray, n_rows: int, counts: np.ndarray | None = None
@@ -78,10 +90,35 @@ class _TfidfRows:
         if not n_rows:  # scikit-learn refuses an empty batch; an empty matrix serves better
             return sparse.csr_matrix(shape, dtype=self._dtype)
         data = np.ones(len(columns), dtype=self._dtype) if counts is None else counts.astype(self._dtype)
-        matrix = sparse.coo_matrix((data, (rows, columns)), shape=shape).tocsc().tocsr()
+        return self._weigh(sparse.coo_matrix((data, (rows, columns)), shape=shape).tocsc().tocsr())
+
+    def _weigh(self, matrix: sparse.csr_matrix) -> sparse.csr_matrix:
+        """Counts → TF-IDF, in place (what ``TfidfTransformer.transform`` does after its checks)."""
         if self._binary:
             matrix.data.fill(1)
-        return self._tfidf.transform(matrix, copy=False)
+        if self._sublinear:
+            np.log(matrix.data, matrix.data)
+            matrix.data += 1.0
+        if self._idf is not None:
+            matrix.data *= self._idf[matrix.indices]
+        if self._norm is not None:
+            matrix = normalize(matrix, norm=self._norm, copy=False)
+        return matrix
+
+
+class _CountedTransform(_TfidfRows):
+    """Any other analyzer: scikit-learn's counts (a ``CountVectorizer`` with our vocabulary), our weights."""
+
+    def __init__(self, vectorizer: TfidfVectorizer, vocabulary: Mapping[str, int] | None = None,
+                 idf: np.ndarray | None = None) -> None:
+        super().__init__(vectorizer, vocabulary, idf)
+        params = {k: v for k, v in vectorizer.get_params().items() if k in CountVectorizer().get_params()}
+        self._counter = CountVectorizer(**{**params, "vocabulary": self._vocabulary, "binary": False})
+
+    def __call__(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        if not len(texts):
+            return sparse.csr_matrix((0, len(self._vocabulary)), dtype=self._dtype)
+        return self._weigh(sparse.csr_matrix(self._counter.transform(texts), dtype=self._dtype))
 
 
 class WordNgramTransform(_TfidfRows):
@@ -93,10 +130,11 @@ class WordNgramTransform(_TfidfRows):
     otherwise each n-gram string is looked up in the vocabulary.
     """
 
-    def __init__(self, vectorizer: TfidfVectorizer) -> None:
+    def __init__(self, vectorizer: TfidfVectorizer, vocabulary: Mapping[str, int] | None = None,
+                 idf: np.ndarray | None = None) -> None:
         if vectorizer.analyzer != "word":
             raise ValueError(f"WordNgramTransform needs analyzer='word', got {vectorizer.analyzer!r}")
-        super().__init__(vectorizer)
+        super().__init__(vectorizer, vocabulary, idf)
         self._preprocess = vectorizer.build_preprocessor()
         default_tokens = vectorizer.tokenizer is None and vectorizer.token_pattern == _DEFAULT_TOKEN_PATTERN
         # The same tokens as the default pattern (a maximal run of 2+ word characters), found faster.
@@ -150,7 +188,11 @@ class WordNgramTransform(_TfidfRows):
         if not self._by_ids:
             return self._by_strings(texts)
         token_id = self._token_ids.get
-        per_text = [list(map(token_id, self._tokens(text), _ABSENT)) for text in texts]
+        per_text = []
+        for text in texts:
+            half = _repeated_half(text)
+            ids = list(map(token_id, self._tokens(text if half is None else half), _ABSENT))
+            per_text.append(ids if half is None else ids + ids)  # no token spans the line break
         lengths = np.fromiter(map(len, per_text), dtype=np.int64, count=len(texts))
         ids = np.fromiter(chain.from_iterable(per_text), dtype=np.int64, count=int(lengths.sum()))
         text_of = np.repeat(np.arange(len(texts)), lengths)
@@ -204,10 +246,11 @@ class CharWbTransform(_TfidfRows):
     scikit-learn on articles, measured).
     """
 
-    def __init__(self, vectorizer: TfidfVectorizer) -> None:
+    def __init__(self, vectorizer: TfidfVectorizer, vocabulary: Mapping[str, int] | None = None,
+                 idf: np.ndarray | None = None) -> None:
         if vectorizer.analyzer != "char_wb":
             raise ValueError(f"CharWbTransform needs analyzer='char_wb', got {vectorizer.analyzer!r}")
-        super().__init__(vectorizer)
+        super().__init__(vectorizer, vocabulary, idf)
         self._preprocess = vectorizer.build_preprocessor()
         self._lowercase = bool(vectorizer.lowercase)
         self._ngram_range = tuple(vectorizer.ngram_range)
@@ -254,7 +297,9 @@ class CharWbTransform(_TfidfRows):
             self._word_ids[word] = word_id
 
     def __call__(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        split = [(text.lower() if self._lowercase else text).split() for text in texts]
+        halves = [_repeated_half(text) for text in texts]
+        pieces = [text if half is None else half for text, half in zip(texts, halves)]
+        split = [(piece.lower() if self._lowercase else piece).split() for piece in pieces]
         words = list(chain.from_iterable(split))
         rows = np.repeat(np.arange(len(texts)), np.fromiter(map(len, split), dtype=np.int64, count=len(texts)))
         with self._lock:  # the table grows as words come; threads may share a model
@@ -269,12 +314,24 @@ class CharWbTransform(_TfidfRows):
             base = max(len(self._word_ids), 1)
             keys, counts = np.unique(rows * base + ids, return_counts=True)
             rows, ids = np.divmod(keys, base)
+            doubled = np.fromiter((half is not None for half in halves), dtype=bool, count=len(texts))
+            if doubled.any():  # a text read as one half: each of its words counts twice
+                counts = np.where(doubled[rows], 2 * counts, counts)
             # Every word's columns, gathered from the flat table.
             sizes = self._sizes[ids]
             ends = np.cumsum(sizes)
             total = int(ends[-1]) if len(ends) else 0
             columns = self._flat[np.repeat(self._starts[ids] - (ends - sizes), sizes) + np.arange(total)]
         return self._rows(np.repeat(rows, sizes), columns, len(texts), np.repeat(counts, sizes))
+
+
+def _repeated_half(text: str) -> str | None:
+    """``x`` when ``text`` is ``x + "\n" + x`` (the role model's input for a window that is its
+    own context): its n-gram counts are twice those of ``x``, plus the bigrams across the break."""
+    middle = len(text) // 2
+    if len(text) % 2 and text[middle] == "\n" and text[:middle] == text[middle + 1:]:
+        return text[:middle]
+    return None
 
 
 def terms_in_order(vocabulary: dict[str, int]) -> list[str]:

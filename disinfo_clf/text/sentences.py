@@ -148,6 +148,9 @@ def text_windows(text: str, max_chars: int = WINDOW_CHARS) -> list[tuple[int, in
     """
     if not isinstance(max_chars, int) or max_chars < 1:
         raise ValueError(f"max_chars must be a positive integer, got {max_chars!r}")
+    if len(text) <= max_chars:  # one window, its sentences' span: the text without outer white space
+        start = len(text) - len(text.lstrip())
+        return [(start, len(text.rstrip()))] if start < len(text) else [(0, 0)]
     windows: list[tuple[int, int]] = []
     start = end = -1
     for sentence in split_sentences(text):
