@@ -245,8 +245,8 @@ def _realtext_section(metrics: dict[str, Any]) -> str:
     if cells:
         out += ["", "## Results on real text written by others", "",
                 "News, posts, official statements and fact-checks written by others, never by us or an LLM "
-                f"({realtext.get('what', 'scripts/eval_realtext.py')}). Sources marked * are report-only (licence): "
-                "never trained or tuned on. Up to "
+                "(`scripts/eval_realtext.py`; sources and splits in `resources/data/realtext/README.md`). Sources "
+                "marked * are report-only (licence): never trained or tuned on. Up to "
                 f"{realtext.get('cap', '?')} items per cell; `flagged` = relevant or a narrative above its threshold.", "",
                 "| source | language | kind | split | n | measure | share |", "|---|---|---|---|---:|---|---:|"]
         for cell in sorted(cells, key=lambda c: (c["kind"], c["source"], c["lang"], c["split"])):
