@@ -71,7 +71,8 @@ def test_other_scripts_get_a_full_prediction(default_model) -> None:
     texts = ["Το ΝΑΤΟ υποσχέθηκε να μην επεκταθεί προς τα ανατολικά.", "حلف الناتو وعد بعدم التوسع شرقا.",
              "北约承诺不向东扩张。", "😀 ​‍ NATO‌ ＮＡＴＯ ﬁne"]
     for p in predict(texts, model=default_model):
-        assert isinstance(p, Prediction) and len(p.scores) == 18 and 0.0 <= p.relevance <= 1.0
+        assert isinstance(p, Prediction) and list(p.scores) and set(p.scores) == set(default_model.labels)
+        assert len(default_model.labels) == 18 + 9 and 0.0 <= p.relevance <= 1.0  # the shipped and the war narratives
         json.dumps(p.to_dict())
 
 
