@@ -59,7 +59,7 @@ def test_fast_tier_predictions_equal_the_text_by_text_reference(fast, mixed: lis
         flat = [text[s:e] for s, e in ws]
         language = detect_language(text)
         probs = fast.narratives.predict_proba(flat)
-        debunk = debunk_probabilities(flat, fast.roles, contexts=flat, languages=[language] * len(flat))
+        debunk = debunk_probabilities(flat, fast.roles, languages=[language] * len(flat), alone=True)
         text_probs = probs.max(axis=0)
         order = np.argsort(-text_probs, kind="stable")
         top = int(order[0])

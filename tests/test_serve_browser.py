@@ -103,8 +103,9 @@ def test_page_shows_verdicts_evidence_and_cases(tmp_path: Path, browser: webdriv
         assert second.find_element(By.CSS_SELECTOR, ".verdict").text == "No known narrative"
 
         browser.execute_script("window.scrollTo(0, 0)")
-        SCREENSHOT.parent.mkdir(exist_ok=True)
+        shot = SCREENSHOT or tmp_path / "serve-page.png"
+        shot.parent.mkdir(exist_ok=True)
         height = browser.execute_script("return document.documentElement.scrollHeight")
         browser.set_window_size(1280, min(max(height + 20, 900), 2400))
-        assert browser.save_screenshot(str(SCREENSHOT or tmp_path / "serve-page.png"))
-    assert SCREENSHOT.stat().st_size > 10_000
+        assert browser.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000

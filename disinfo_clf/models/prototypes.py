@@ -163,7 +163,12 @@ class PrototypeHead:
         if x.ndim != 2 or x.shape[1] != self._weights.shape[1]:
             raise ValueError(f"embeddings have shape {x.shape}: expected (n, {self._weights.shape[1]}) "
                              "from the encoder the head was built with")
-        return x @ self._weights.T + self._bias
+        # Row by row: a matrix product sums in an order that depends on the number of rows, and a
+        # text's scores must not depend on the texts it is batched with.
+        scores = np.empty((x.shape[0], self._weights.shape[0]))
+        for i, row in enumerate(x):
+            scores[i] = self._weights @ row
+        return scores + self._bias
 
     def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
         """Probability-like scores ``(n, len(labels))`` of window embeddings; >= 0.5 means flagged."""

@@ -109,7 +109,9 @@ class TextRoleHead:
     def decision(self, x: np.ndarray) -> np.ndarray:
         """The uncalibrated logit per feature row."""
         x = (np.asarray(x, dtype=np.float64) - np.asarray(self.center)) / np.asarray(self.scale)
-        return x @ np.asarray(self.coef) + self.intercept
+        coef = np.asarray(self.coef)
+        # Row by row, so that a text's logit does not depend on the texts batched with it.
+        return np.array([float(row @ coef) for row in x], dtype=np.float64) + self.intercept
 
     def probability(self, p_debunk: np.ndarray, lengths: np.ndarray, cues: np.ndarray, counts: Sequence[int],
                     embeddings: np.ndarray | None = None) -> np.ndarray:
