@@ -288,3 +288,16 @@ def test_doctor_names_a_damaged_index_and_how_to_rebuild(monkeypatch: pytest.Mon
     assert main(["doctor"]) == 1
     out = capsys.readouterr().out
     assert "FAIL  case index" in out and "scripts/build_index.py" in out
+
+
+def test_a_resume_with_other_batch_settings_is_refused_and_the_same_settings_give_the_same_bytes(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(f'{{"id": "{i}", "text": "NATO expanded east, item {i}."}}\n' for i in range(5)))
+    out = tmp_path / "out.jsonl"
+    score([source], out, model="fast", batch_size=2, show_progress_bar=False)
+    whole = out.read_bytes()
+    out.write_bytes(b"".join(whole.splitlines(keepends=True)[:2]))
+    with pytest.raises(ScoringError, match="batch size was 2, now 3"):
+        score([source], out, model="fast", batch_size=3, resume=True, show_progress_bar=False)
+    score([source], out, model="fast", batch_size=2, resume=True, show_progress_bar=False)
+    assert out.read_bytes() == whole

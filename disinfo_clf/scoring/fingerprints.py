@@ -116,6 +116,11 @@ def describe_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             found.append(f"--{key.replace('_', '-')} was {old_reader.get(key)!r}, now {new_reader.get(key)!r}")
     if old.get("output_format") != new.get("output_format"):
         found.append(f"the output format was {old.get('output_format')!r}, now {new.get('output_format')!r}")
+    old_settings, new_settings = old.get("settings") or {}, new.get("settings") or {}
+    for key in sorted(set(old_settings) | set(new_settings)):
+        if old_settings.get(key) != new_settings.get(key):
+            found.append(f"{key.replace('_', ' ')} was {old_settings.get(key)!r}, now {new_settings.get(key)!r} "
+                         "(it can change the last digits of scores, so the output would not be one run's bytes)")
     old_model, new_model = old.get("model") or {}, new.get("model") or {}
     if old_model.get("id") != new_model.get("id"):
         found.append(f"the model was {old_model.get('id')!r}, now {new_model.get('id')!r}")

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from ..feeds.readers import STDIN, normalize_format
 from ..feeds.records import InputError, Record
+from ..encoders.base import thread_count
 from ..feeds.sources import PARQUET, check_sources, read_sources
 from ..models.meta import progress_disabled
 from ..text.textio import printable_path
@@ -61,7 +62,8 @@ def score_local(inputs: Sequence[str | Path], output: str | Path | None, *, mode
     else:
         try:
             manifest = None if any(str(i) == STDIN for i in inputs) else run_manifest(
-                inputs, model, fmt=fmt, text_field=text_field, id_field=id_field, input_format=input_format)
+                inputs, model, fmt=fmt, text_field=text_field, id_field=id_field, input_format=input_format,
+                settings={"batch_size": batch_size, "predict_batch_size": predict_batch_size, "threads": thread_count()})
         except OSError as exc:
             raise ScoringError(f"{printable_path(exc.filename or inputs[0])}: cannot read: {exc.strerror or exc}") from exc
         sink = FileSink(Path(output), fmt, encode=lambda rows, header: encode_rows(rows, fmt, header),  # type: ignore[arg-type]
@@ -94,9 +96,11 @@ def score_local(inputs: Sequence[str | Path], output: str | Path | None, *, mode
 
 
 def run_manifest(inputs: Sequence[str | Path], model: ScoringModel, *, fmt: str, text_field: str | None = None,
-                 id_field: str | None = None, input_format: str | None = None) -> dict[str, Any]:
-    """What a resumed run must match: the inputs' fingerprint, the output format, the model's id and fingerprint."""
-    return {"output_format": fmt,
+                 id_field: str | None = None, input_format: str | None = None,
+                 settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a resumed run must match: the inputs' fingerprint, the output format, the model's id and
+    fingerprint, and the settings that could change a score's last digits (batch sizes, threads)."""
+    return {"output_format": fmt, "settings": settings or {},
             **fingerprint_sources(inputs, text_field=text_field, id_field=id_field, input_format=input_format),
             "model": {"id": str(getattr(model, "model_id", "")), "fingerprint": model_fingerprint(model)}}
 
