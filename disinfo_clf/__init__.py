@@ -10,8 +10,9 @@ not pull in the models.
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from .lazy import lazy_exports
+
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
@@ -33,15 +34,4 @@ if TYPE_CHECKING:
     from .prediction import Model, load_model, predict
     from .results import Evidence, Prediction
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
