@@ -324,10 +324,9 @@ class Relevance:
         return self.index.meta.prefix
 
     def encoder(self) -> Encoder:
-        """The index's encoder, loaded once and checked against the index."""
-
-        self._encoder = encoder_for(self.index, self._encoder)
-        return self._encoder
+        """The encoder given at construction, else the process's shared one the index names (looked up
+        on every call, so a swapped encoder reaches relevance too), checked against the index."""
+        return encoder_for(self.index, self._encoder)
 
     def assess(self, window_texts: Sequence[str], owners: Sequence[int] | np.ndarray, languages: Sequence[str | None],
                *, embeddings: np.ndarray | None = None, k: int = 3, batch_size: int = 64,
