@@ -202,8 +202,9 @@ def test_resume_after_kill_9_gives_the_uninterrupted_output(tmp_path: Path) -> N
     process.wait()
     done = len(out.read_bytes().splitlines())
     assert 0 < done < 20_000
-    summary = score([inputs], out, model=FakeModel(), resume=True, batch_size=500)
-    score([inputs], full, model=FakeModel(), batch_size=500)
+    # The same settings as the killed run: a resume with another batch size is refused (test_reliability.py).
+    summary = score([inputs], out, model=FakeModel(), resume=True, batch_size=50)
+    score([inputs], full, model=FakeModel(), batch_size=50)
     assert out.read_bytes() == full.read_bytes()
     assert summary.records == 20_000 and summary.resumed >= done - 1
 
