@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping, Sequence, overload
 
 import numpy as np
 
-from .models.roles import debunk_probabilities  # noqa: F401 (text_windows: public here too)
+from .models.roles import debunk_probabilities
 from .models.text_role import TextRoleHead, debunk_cues, load_text_role, weighted_mean
 from .text.sentences import text_windows
 from .matching.index import CaseMatch
