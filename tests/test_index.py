@@ -209,3 +209,15 @@ def test_shipped_index_matches_the_encoder_and_finds_translations(e5) -> None:
         assert url in [m.url for m in results], (text, results)
     nato = match("НАТО обещало не расширяться на восток", k=5, encoder=e5)
     assert all("NATO" in m.claim for m in nato[:3])
+
+
+def test_a_querys_similarities_do_not_depend_on_the_queries_batched_with_it() -> None:
+    from disinfo_clf.matching.vectors import similarities
+
+    rng = np.random.default_rng(3)
+    cases = rng.normal(size=(5000, 64)).astype(np.float32)
+    queries = rng.normal(size=(37, 64)).astype(np.float32)
+    together = similarities(queries, cases)
+    for i in (0, 5, 17, 36):
+        assert np.array_equal(similarities(queries[i:i + 1], cases)[0], together[i])
+        assert np.array_equal(similarities(queries[i:], cases)[0], together[i])

@@ -36,6 +36,7 @@ import numpy as np
 from ..resources import DEFAULT_MODEL_DIR
 from ..text.language import GROUPS, language_group
 from .index import load_index
+from .vectors import similarities as vector_similarities
 from .index import encoder_for
 from .ordinary_bank import ORDINARY_FEATURES, OrdinaryBankError, load_bank, ordinary_features, save_bank
 
@@ -88,7 +89,8 @@ def index_features(index: CaseIndex, embeddings: np.ndarray, texts: Sequence[str
     ``similarities`` (sorted, n x >= 10) when the neighbours are already known."""
     if similarities is None:
         similarities, _ = index.neighbours(embeddings, NEIGHBOURS)
-    return window_features(similarities, embeddings @ index.centroid, [word_count(t) for t in texts])
+    centroid = vector_similarities(embeddings, index.centroid[None, :])[:, 0]
+    return window_features(similarities, centroid, [word_count(t) for t in texts])
 
 
 

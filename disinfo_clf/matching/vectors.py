@@ -16,14 +16,32 @@ _CHUNK_BYTES = 64 * 1024 * 1024
 """Most bytes of one block of the similarity matrix in an exact search."""
 
 
+ROWS_PER_PRODUCT = 16
+"""Queries per matrix product, padded to exactly this many: a product's rounding depends on its
+shape, so every query goes through one of the same shape, whatever it is batched with."""
+
+
+def similarities(queries: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
+    """``queries @ embeddings.T``, each row the same bits whatever other queries come with it."""
+    queries = np.asarray(queries)
+    out = np.empty((len(queries), len(embeddings)), dtype=np.result_type(queries, embeddings))
+    block = np.zeros((ROWS_PER_PRODUCT, queries.shape[1] if queries.ndim == 2 else 0), dtype=queries.dtype)
+    for start in range(0, len(queries), ROWS_PER_PRODUCT):
+        part = queries[start:start + ROWS_PER_PRODUCT]
+        block[:len(part)] = part
+        block[len(part):] = 0
+        out[start:start + len(part)] = (block @ embeddings.T)[:len(part)]
+    return out
+
+
 def exact_topk(queries: np.ndarray, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Similarities and row positions of the ``k`` rows of ``embeddings`` closest to each query, best first."""
     n, total = len(queries), len(embeddings)
     scores = np.empty((n, k), dtype=np.float32)
     positions = np.empty((n, k), dtype=np.int64)
-    rows = max(1, _CHUNK_BYTES // (4 * max(total, 1)))
+    rows = max(ROWS_PER_PRODUCT, _CHUNK_BYTES // (4 * max(total, 1)) // ROWS_PER_PRODUCT * ROWS_PER_PRODUCT)
     for start in range(0, n, rows):
-        sims = queries[start:start + rows] @ embeddings.T
+        sims = similarities(queries[start:start + rows], embeddings)
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < total else np.tile(np.arange(total), (len(sims), 1))
         top_scores = np.take_along_axis(sims, top, axis=1)
         order = np.argsort(-top_scores, axis=1, kind="stable")
