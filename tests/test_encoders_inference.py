@@ -129,6 +129,22 @@ def test_prefix_is_put_before_every_text(torch_encoder: Encoder) -> None:
     assert not np.allclose(prefixed, bare, atol=1e-3)
 
 
+def test_prompts_come_from_the_encoders_config(torch_encoder: Encoder, tmp_path: Path, tiny_encoder_dir: Path) -> None:
+    assert torch_encoder.prompts == {"query": "query: ", "passage": "passage: "}
+    text = "NATO expands east"
+    other = _copy(tiny_encoder_dir, tmp_path / "other-prompts")
+    (other / "config_sentence_transformers.json").write_text(json.dumps({"prompts": {"query": "q> "}}), encoding="utf-8")
+    custom = load_encoder(other, backend="torch", device="cpu")
+    assert custom.prompt() == "q> " and custom.prompt("passage") == ""
+    np.testing.assert_allclose(custom.embed([text]), torch_encoder.embed(["q> " + text], prefix=""), atol=1e-6)
+    np.testing.assert_allclose(torch_encoder.embed([text], prompt_name="passage"),
+                               torch_encoder.embed(["passage: " + text], prefix=""), atol=1e-6)
+    (other / "config_sentence_transformers.json").unlink()
+    plain = load_encoder(other, backend="torch", device="cpu")  # an encoder trained without prompts
+    assert plain.prompts == {}
+    np.testing.assert_allclose(plain.embed([text]), torch_encoder.embed([text], prefix=""), atol=1e-6)
+
+
 def test_text_past_the_token_limit_is_cut_off(torch_encoder: Encoder, titles: list[str]) -> None:
     long_text = " ".join(titles[:200])
     assert torch_encoder.max_length == 512

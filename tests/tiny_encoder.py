@@ -28,12 +28,17 @@ def build_tiny_encoder(
     intermediate_size: int = 256,
     max_position_embeddings: int = 512,
     seed: int = 42,
+    prompts: dict[str, str] | None = None,
 ) -> Path:
     """Train a WordPiece tokenizer on ``texts`` (for example ``datasets.corpus_texts()``), build a small
     randomly initialised BERT encoder (seeded) and save both to ``output_dir``.
 
+    ``prompts`` go into ``config_sentence_transformers.json`` (default: E5's ``query`` and
+    ``passage`` prompts, so that texts are read as with the real encoder; ``{}`` writes none).
     Returns the directory, ready for ``EncoderConfig.model_name_or_path``.
     """
+    import json
+
     import torch
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast, set_seed
@@ -81,6 +86,11 @@ def build_tiny_encoder(
     with torch.device("cpu"):
         model = BertModel(config)
     model.save_pretrained(output_dir)
+    if prompts is None:
+        prompts = {"query": "query: ", "passage": "passage: "}
+    if prompts:
+        (output_dir / "config_sentence_transformers.json").write_text(
+            json.dumps({"prompts": prompts, "default_prompt_name": None}, indent=2), encoding="utf-8")
     logger.info(
         "tiny encoder written to %s (vocabulary %d, %d parameters)",
         output_dir, config.vocab_size, sum(p.numel() for p in model.parameters()),

@@ -32,6 +32,9 @@ that fit the caches run fastest there (measured on e5-small: 1,024 tokens a thre
 more 400-character windows per CPU-second than 8,192), and the budget bounds the attention's
 memory on long texts."""
 GPU_TOKENS_PER_BATCH = 32768
+DEFAULT_PROMPT = "query"
+"""The prompt every text is read with unless a caller names another: E5's prompt for
+classification and symmetric similarity."""
 SORT_CHUNK = 4096
 """Texts tokenised and length-sorted together; bounds the memory held by token ids."""
 
@@ -185,6 +188,21 @@ class Encoder:
             raise EncoderLoadError(
                 f"{directory / 'config.json'}: no hidden_size; is this a transformers model directory?")
         self.dim = int(config["hidden_size"])
+        st_config = _read_json(directory / "config_sentence_transformers.json")
+        prompts = st_config.get("prompts")
+        self.prompts: dict[str, str] = {k: v for k, v in (prompts or {}).items()
+                                        if isinstance(k, str) and isinstance(v, str)}
+        """Named prefixes from the directory's ``config_sentence_transformers.json`` (E5: ``query``
+        and ``passage``); empty when it names none."""
+
+    def prompt(self, name: str | None = DEFAULT_PROMPT) -> str:
+        """The prefix of the prompt called ``name``; ``""`` when the encoder has no such prompt
+        (an encoder trained without prompts reads texts as they are)."""
+        return self.prompts.get(name, "") if name is not None else ""
+
+    def resolve_prefix(self, prefix: str | None = None, prompt_name: str | None = DEFAULT_PROMPT) -> str:
+        """``prefix`` when given, else the prefix of the prompt called ``prompt_name``."""
+        return self.prompt(prompt_name) if prefix is None else prefix
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name_or_path!r}, backend={self.backend!r}, device={self.device!r})"
@@ -200,8 +218,11 @@ class Encoder:
         """Pooled, L2-normalised float32 embeddings of one padded int64 batch."""
         raise NotImplementedError
 
-    def token_lengths(self, texts: Sequence[str], *, prefix: str = "query: ") -> np.ndarray:
-        """Tokens of each prefixed text after truncation (special tokens included)."""
+    def token_lengths(self, texts: Sequence[str], *, prefix: str | None = None,
+                      prompt_name: str | None = DEFAULT_PROMPT) -> np.ndarray:
+        """Tokens of each prefixed text after truncation (special tokens included); the prefix as
+        in :meth:`embed`."""
+        prefix = self.resolve_prefix(prefix, prompt_name)
         return np.fromiter((len(e.ids) for e in self._encode([prefix + t for t in texts])), np.int64, len(texts))
 
     def _encode(self, texts: list[str]) -> list[Any]:
@@ -227,10 +248,11 @@ class Encoder:
             yield order[start:start + rows]
             start += rows
 
-    def embed(self, texts: Sequence[str], *, prefix: str = "query: ", batch_size: int = 64,
-              show_progress_bar: bool | None = None) -> np.ndarray:
+    def embed(self, texts: Sequence[str], *, prefix: str | None = None, prompt_name: str | None = DEFAULT_PROMPT,
+              batch_size: int = 64, show_progress_bar: bool | None = None) -> np.ndarray:
         """Embeddings of ``texts``, float32, shape ``(len(texts), dim)``, rows L2-normalised, in
-        input order. ``prefix`` is put before every text (E5: ``"query: "`` for symmetric tasks).
+        input order. ``prefix`` is put before every text; without one, the encoder's prompt called
+        ``prompt_name`` (:attr:`prompts`; E5's ``query`` prompt, ``"query: "``, for symmetric tasks).
         ``batch_size`` caps the rows of a batch; long texts get fewer rows (a token budget).
         Text beyond :attr:`max_length` tokens is cut off. A text gets the same embedding whatever
         it is batched with (the int8 backend runs each text alone, :attr:`batch_independent`)."""
@@ -242,6 +264,7 @@ class Encoder:
                 raise TypeError(f"texts[{i}] is {type(text).__name__}, not str; pass text strings only")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        prefix = self.resolve_prefix(prefix, prompt_name)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         from tqdm.auto import tqdm
 

@@ -1,7 +1,7 @@
 """Sentence embeddings from an encoder directory, fast on a laptop CPU and on a GPU.
 
 ``load_encoder()`` returns an :class:`Encoder` whose :meth:`Encoder.embed` gives the E5
-embedding of each text: the ``"query: "`` prefix, mean pooling over the real tokens, L2
+embedding of each text: the prefix of the encoder's ``query`` prompt (E5: ``"query: "``), mean pooling over the real tokens, L2
 normalisation, float32, in input order. Texts are tokenised once by the fast (Rust) tokenizer,
 sorted by length and cut into batches under a token budget, so a batch is padded only to its own
 longest text. Text longer than :attr:`Encoder.max_length` tokens (512 for E5) is truncated there;

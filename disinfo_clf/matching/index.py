@@ -1,7 +1,7 @@
 """Known-case matching: which catalogued cases is a text closest to?
 
 A :class:`CaseIndex` holds one embedding per case (the catalogued claim read by the
-multilingual e5 encoder with its ``"query: "`` prefix, L2-normalised) and the case's metadata.
+multilingual e5 encoder with its ``query`` prompt, L2-normalised) and the case's metadata.
 :func:`match` embeds every sentence window of a text, scores each case by its best window's
 cosine similarity and returns the ``k`` closest cases, best first, as :class:`CaseMatch`
 records. The encoder is multilingual, so a Russian post finds the English case.
@@ -51,8 +51,6 @@ FORMAT_VERSION = 1
 EMBEDDINGS_FILE = "embeddings.safetensors"
 CASES_FILE = "cases.json"
 META_FILE = "index.json"
-PREFIX = "query: "
-"""E5's prefix for symmetric tasks; cases and queries are both read with it."""
 ANN_THRESHOLD = 200_000
 """From this many cases on, ``backend="auto"`` searches with faiss (when installed)."""
 Backend = Literal["auto", "exact", "faiss"]
@@ -104,7 +102,9 @@ class IndexMeta:
     """sha256 of the cases (ids, texts, dates, narratives): tells a stale index from a current one."""
     texts_sha256: str
     """sha256 of the embedded texts alone: the embeddings are reusable while it is unchanged."""
-    prefix: str = PREFIX
+    prefix: str = "query: "
+    """The prefix every case was embedded with (the encoder's ``query`` prompt); texts searched
+    against the index are read with it too. Indexes written before it was recorded used E5's."""
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -162,10 +162,11 @@ class CaseIndex:
         if len(set(ids)) != len(ids):
             dup = next(i for i in ids if ids.count(i) > 1)
             raise CaseIndexError(f"case id {dup!r} occurs more than once: every case needs its own id")
+        prefix = encoder.prompt()
         if embeddings is None:
-            embeddings = encoder.embed([c.claim for c in cases], prefix=PREFIX, batch_size=batch_size,
+            embeddings = encoder.embed([c.claim for c in cases], prefix=prefix, batch_size=batch_size,
                                        show_progress_bar=show_progress_bar)
-        meta = IndexMeta(count=len(cases), dim=int(embeddings.shape[1]),
+        meta = IndexMeta(count=len(cases), dim=int(embeddings.shape[1]), prefix=prefix,
                          encoder=encoder_name or str(getattr(encoder, "name_or_path", "")),
                          encoder_fingerprint=str(getattr(encoder, "fingerprint", "")),
                          data_sha256=data_sha256(cases), texts_sha256=texts_sha256(cases))

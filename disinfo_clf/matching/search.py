@@ -9,18 +9,19 @@ import numpy as np
 
 from ..encoders.base import Encoder
 from ..text.sentences import text_windows
-from .index import PREFIX, CaseIndex, CaseMatch, encoder_for, load_index
+from .index import CaseIndex, CaseMatch, encoder_for, load_index
 
 __all__ = ["embed_windows", "match"]
 
 
-def embed_windows(texts: Sequence[str], encoder: Encoder, *, batch_size: int = 64,
+def embed_windows(texts: Sequence[str], encoder: Encoder, *, prefix: str | None = None, batch_size: int = 64,
                   show_progress_bar: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings of every sentence window of ``texts``, and the text each row belongs to."""
+    """Embeddings of every sentence window of ``texts`` (read with ``prefix``, else the encoder's
+    ``query`` prompt), and the text each row belongs to."""
     windows = [text_windows(t) for t in texts]
     flat = [t[s:e] for t, ws in zip(texts, windows) for s, e in ws]
     owners = np.repeat(np.arange(len(texts)), [len(ws) for ws in windows])
-    embeddings = encoder.embed(flat, prefix=PREFIX, batch_size=batch_size, show_progress_bar=show_progress_bar)
+    embeddings = encoder.embed(flat, prefix=prefix, batch_size=batch_size, show_progress_bar=show_progress_bar)
     return embeddings, owners
 
 
@@ -55,6 +56,6 @@ def match(texts: str | Sequence[str], k: int = 5, *, index: str | Path | CaseInd
     if not items:
         return []
     model = encoder_for(case_index, encoder)
-    embeddings, owners = embed_windows(items, model, batch_size=batch_size, show_progress_bar=show_progress_bar)
+    embeddings, owners = embed_windows(items, model, prefix=case_index.meta.prefix, batch_size=batch_size, show_progress_bar=show_progress_bar)
     results = case_index.search(embeddings, k, owners)
     return results[0] if single else results

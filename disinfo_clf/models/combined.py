@@ -7,8 +7,10 @@ English keeps what the lexical model knows and other languages are not dragged d
 
 ``combined.json`` lists the parts (directories relative to this one, or absolute) and the
 weights; ``disinfo_clf.json`` holds the labels, thresholds and an optional calibration of the
-mix. Logits are ``logit(mixed probability)`` (multi-label) or ``log(mixed probability)`` (single-label),
-so that uncalibrated they read back the mix and calibration applies as for any backend.
+mix. Mixing happens on probabilities (the parts' calibrated ones); the per-group Platt step turns the
+mix into logits once, ``a * logit(mix) + b``, and those are the model's logits (for two classes,
+``[0, z]``, whose softmax is ``sigmoid(z)``), so that uncalibrated they read back the calibrated mix
+and no probability goes through sigmoid and logit again.
 """
 from __future__ import annotations
 
@@ -101,24 +103,32 @@ class CombinedClassifier(CalibratedClassifier):
     def mixed_probabilities(self, texts: Sequence[str], languages: Sequence[str | None] | None = None,
                             batch_size: int = 64, show_progress_bar: bool | None = None,
                             embeddings: np.ndarray | None = None) -> np.ndarray:
-        """The mix before this model's own calibration; ``languages`` default to the detector's."""
-        if languages is None:
+        """The mix after its per-group calibration, before this model's own; ``languages`` default
+        to the detector's."""
+        mixed, groups = self._mix(texts, languages, batch_size, show_progress_bar, embeddings)
+        return recalibrate(mixed, groups, self.group_calibration)
 
+    def _mix(self, texts: Sequence[str], languages: Sequence[str | None] | None, batch_size: int,
+             show_progress_bar: bool | None, embeddings: np.ndarray | None) -> tuple[np.ndarray, list[str]]:
+        if languages is None:
             languages = [detect_language(t) for t in texts]
         probs = self.part_probabilities(texts, batch_size=batch_size, show_progress_bar=show_progress_bar,
                                         embeddings=embeddings)
         groups = language_groups(languages, list(self.weights))
-        return recalibrate(mix(probs, groups, self.weights), groups, self.group_calibration)
+        return mix(probs, groups, self.weights), groups
 
     def decision_function(self, texts: Sequence[str], batch_size: int = 64, show_progress_bar: bool | None = None,
                           embeddings: np.ndarray | None = None, languages: Sequence[str | None] | None = None) -> np.ndarray:
-        """Logits whose uncalibrated reading is the mix itself: ``logit(p)`` per label (multi-label),
-        ``log(p)`` per class (single-label, so that the softmax gives back ``p``, not a sharpened
-        ``sigmoid(2 * logit(p))``); calibration then applies as for any backend."""
-        p = np.clip(self.mixed_probabilities(texts, languages, batch_size, show_progress_bar, embeddings), _EPS, 1 - _EPS)
-        if self.meta.problem_type != MULTI_LABEL:
-            return np.log(p)
-        return np.log(p) - np.log1p(-p)
+        """Logits whose uncalibrated reading is the calibrated mix: ``a * logit(mix) + b`` per label
+        (multi-label); ``[0, z]`` for two classes, whose softmax is ``sigmoid(z)`` (not a sharpened
+        ``sigmoid(2z)``); ``log(mix)`` for more classes. Calibration then applies as for any backend."""
+        mixed, groups = self._mix(texts, languages, batch_size, show_progress_bar, embeddings)
+        if self.meta.problem_type == MULTI_LABEL:
+            return recalibrated_logits(mixed, groups, self.group_calibration)
+        if mixed.shape[1] == 2:
+            z = recalibrated_logits(mixed[:, 1], groups, self.group_calibration)
+            return np.stack([np.zeros_like(z), z], axis=1)
+        return np.log(np.clip(recalibrate(mixed, groups, self.group_calibration), _EPS, 1.0))
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64, show_progress_bar: bool | None = None,
                       embeddings: np.ndarray | None = None, languages: Sequence[str | None] | None = None) -> np.ndarray:
@@ -181,24 +191,29 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
+def recalibrated_logits(probs: np.ndarray, groups: Sequence[str], calibration: dict[str, list[float]]) -> np.ndarray:
+    """``a * logit(p) + b`` with each text's group's Platt ``(a, b)`` (``logit(p)`` for a group
+    without one), rows of ``probs`` being texts."""
+    z = _logit(np.asarray(probs, dtype=np.float64))
+    group_array = np.asarray(groups)
+    for group, (a, b) in calibration.items():
+        mask = group_array == group
+        if mask.any():
+            z[mask] = a * z[mask] + b
+    return z
+
+
 def recalibrate(probs: np.ndarray, groups: Sequence[str], calibration: dict[str, list[float]]) -> np.ndarray:
     """``sigmoid(a * logit(p) + b)`` with each text's group's ``(a, b)``; for two-class rows (single
     label) the second column is recalibrated and the first is its complement."""
     if not calibration:
         return probs
     out = np.array(probs, dtype=np.float64)
-    group_array = np.asarray(groups)
     two_class = out.ndim == 2 and out.shape[1] == 2 and np.allclose(out.sum(axis=1), 1.0)
-    for group, (a, b) in calibration.items():
-        mask = group_array == group
-        if not mask.any():
-            continue
-        if two_class:
-            p1 = 1.0 / (1.0 + np.exp(-(a * _logit(out[mask, 1]) + b)))
-            out[mask] = np.stack([1.0 - p1, p1], axis=1)
-        else:
-            out[mask] = 1.0 / (1.0 + np.exp(-(a * _logit(out[mask]) + b)))
-    return out
+    if two_class:
+        p1 = 1.0 / (1.0 + np.exp(-recalibrated_logits(out[:, 1], groups, calibration)))
+        return np.stack([1.0 - p1, p1], axis=1)
+    return 1.0 / (1.0 + np.exp(-recalibrated_logits(out, groups, calibration)))
 
 
 def tune_weights(part_probs: Sequence[np.ndarray], gold: np.ndarray, groups: Sequence[str],

