@@ -104,6 +104,19 @@ def _whole_word(pattern: str) -> str:
     return f"(?:^|[^{_WORD}])(?:{pattern})(?:[^{_WORD}]|$)"
 
 
+_BOUNDARY = rf"(?:^|$|[^{_WORD}])"
+
+
+def search_pattern(pattern: str) -> Any:
+    """A case-insensitive RE2 pattern (``.search(text)``) telling whether Python regex ``pattern``
+    occurs in a text, in time linear in the text: ``\\w`` and the rest keep their Unicode meaning,
+    and ``\\b``, Python's Unicode word boundary, becomes a non-word character or the text's edge
+    (the same answer to "does it occur"; a match may then include that character)."""
+    options = _options()
+    options.case_sensitive = False
+    return _re2().compile(_to_re2(pattern).replace(r"\b", _BOUNDARY), options)
+
+
 def check_cue(cue: str) -> str | None:
     """Why ``cue`` cannot be used (``None`` when it can)."""
     if not isinstance(cue, str) or not cue.strip():

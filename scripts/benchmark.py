@@ -328,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "default_vs_st": lambda: bench_default_vs_st(titles[: 200 if quick else 1200], docs[: 10 if quick else 40],
                                                      warmup, repeats),
         "fast_model": lambda: bench_default(titles[: 500 if quick else 5000], docs[:n_docs], warmup, repeats, "fast"),
-        "fast_vs_plain": lambda: _section(bench_fast.run, titles=titles, repeats=2 if quick else 5),
+        "fast_vs_plain": lambda: _section(bench_fast.run, titles=titles, repeats=2 if quick else 21),
         "encoder": lambda: _section(bench_encoder.run, quick=quick),
         "index": lambda: _section(bench_index.run, vectors=50_000 if quick else 1_000_000),
         "score": lambda: bench_score(2_000 if quick else 100_000),

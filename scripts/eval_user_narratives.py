@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import platform
-import time
 from pathlib import Path
 
 import numpy as np

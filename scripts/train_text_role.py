@@ -214,7 +214,7 @@ def table(items: list[Item], columns: dict[str, np.ndarray], split: str) -> list
     for k, item in enumerate(items):
         if item.split == split:
             strata[(item.group, item.lang, "debunk" if item.label else "claim")].append(k)
-    lines = [f"| set | lang | kind | n | " + " | ".join(columns) + " |", "|---|---|---|---:|" + "---:|" * len(columns)]
+    lines = ["| set | lang | kind | n | " + " | ".join(columns) + " |", "|---|---|---|---:|" + "---:|" * len(columns)]
     for (group, lang, kind), idx in sorted(strata.items()):
         y = 1 if kind == "debunk" else 0
         cells = [f"{np.mean((p[idx] >= 0.5) == bool(y)):.0%}" for p in columns.values()]

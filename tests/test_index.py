@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from disinfo_clf.matching import index as index_module
 from disinfo_clf.matching.casefile import CaseFileError, IndexedCase, data_sha256, load_case_file, vendored_cases
 from disinfo_clf.cli import main
 from disinfo_clf.matching.index import INDEX_DIR, CaseIndex, CaseIndexError, CaseMatch, build_index, load_index

@@ -21,7 +21,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-from serve_process import ROOT, serving  # noqa: E402
+from serve_process import serving  # noqa: E402
 
 from disinfo_clf import predict  # noqa: E402
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .source import resolve_encoder
-from .weights import WEIGHTS_FILE, EncoderLoadError, weights_sha256
+from .weights import EncoderLoadError, weights_sha256
 
 if TYPE_CHECKING:
     import tokenizers

@@ -16,20 +16,13 @@ transformers once their cached model exists, which keeps the first call of a pro
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
-import shutil
-import sys
 import threading
-from collections import deque
-from collections.abc import Iterator, Sequence
-from functools import cached_property
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from .source import resolve_encoder
 from .source import E5_SMALL
 from .base import BACKENDS, Encoder, cuda_available, local_encoder_dir, quiet_loading
 from .onnx import OnnxEncoder

@@ -22,8 +22,6 @@ E5-small, once; loading the cached model needs only onnxruntime and tokenizers.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import os
 import re
@@ -37,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from .base import Encoder, quiet_loading
-from .weights import WEIGHTS_FILE, EncoderLoadError, _file_sha256, _read, _writable, _write_atomic, cache_dirs, weights_sha256
+from .weights import EncoderLoadError, _file_sha256, _read, _writable, _write_atomic, cache_dirs, weights_sha256
 
 logger = logging.getLogger(__name__)
 

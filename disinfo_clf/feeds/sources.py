@@ -5,7 +5,6 @@ filesystem pyarrow opens, which is what Ray's own readers use), as one stream of
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import os

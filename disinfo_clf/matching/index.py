@@ -22,17 +22,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Sequence, overload
+from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 import numpy as np
 
 from .casefile import IndexedCase, data_sha256, load_case_file, texts_sha256, vendored_cases
-from ..text.sentences import text_windows
 from ..text.vocabulary import normalise_key
 from ..resources import RESOURCES
 from .index_checks import check_cases, check_float_matrix, check_ivf

@@ -17,7 +17,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 
-from .meta import MULTI_LABEL, SINGLE_LABEL, ModelMeta, ProblemType, progress_disabled
+from .meta import MULTI_LABEL, SINGLE_LABEL, ModelMeta, ProblemType
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ Logits are ``E @ coef.T + intercept``, with the same column conventions as the l
 """
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from dataclasses import asdict, dataclass

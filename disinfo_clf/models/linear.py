@@ -42,7 +42,7 @@ WEIGHTS_FILE = "linear.safetensors"
 ABSENT_LOGIT = 20.0
 """Magnitude of the constant logit given to a label that training never (or always) showed."""
 _CONFIG_KEYS = {"model_type", "num_features", "vectorizers", "linear_config", "id2label", "label2id", "problem_type"}
-_CHUNK = 1024
+_CHUNK = 4096
 REPAIR = "retrain the model, or copy the directory again from where it came from"
 """Texts vectorised per step: small batches only add per-call overhead to a sparse model."""
 

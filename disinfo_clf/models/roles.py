@@ -9,7 +9,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from ..resources import ROLE_MODEL_DIR
-from ..text.sentences import DEBUNK_CUES, has_debunk_cue
+from ..text.sentences import has_debunk_cue
 from .combined import read_proba
 from .meta import TextClassifier
 from .registry import load_classifier
@@ -31,13 +31,13 @@ class RoleModel(Protocol):
 
 
 class CueRoleModel:
-    """A stand-in role model that reads only :data:`DEBUNK_CUES`; used when none is shipped."""
+    """A stand-in role model that reads only the debunk wording (:func:`has_debunk_cue`); used when none is shipped."""
 
     labels = ["claim", "debunk"]
 
     def predict_proba(self, texts: Sequence[str], *args: object, **kwargs: object) -> np.ndarray:
         """``[[p_claim, p_debunk], ...]``: 0.9 debunk for a sentence with a cue, else 0.3."""
-        debunk = np.array([CUE_PROBABILITY if DEBUNK_CUES.search(t) else 0.3 for t in texts], dtype=float)
+        debunk = np.array([CUE_PROBABILITY if has_debunk_cue(t) else 0.3 for t in texts], dtype=float)
         return np.stack([1.0 - debunk, debunk], axis=1).reshape(len(texts), 2)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
+from ..cues import search_pattern
+
 LINE_BREAK = re.compile(r"\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 """Every line break ``str.splitlines`` knows; a sentence never crosses one."""
 
@@ -49,20 +51,23 @@ _DEBUNK_WORDING = {
 }
 """EUvsDisinfo debunk wording, with the same phrases in the other languages the role model is
 measured on (one faithful rendering each; no phrase was added from looking at evaluation data)."""
-DEBUNK_CUES = re.compile("|".join(f"(?:{p})" for p in _DEBUNK_WORDING.values()), re.IGNORECASE)
-"""EUvsDisinfo debunk wording: a sentence containing one is taken as debunk (p >= CUE_PROBABILITY)."""
-_DEBUNK_BY_LANGUAGE = {lang: re.compile(p, re.IGNORECASE) for lang, p in _DEBUNK_WORDING.items()}
+DEBUNK_CUES = search_pattern("|".join(f"(?:{p})" for p in _DEBUNK_WORDING.values()))
+"""EUvsDisinfo debunk wording, case-insensitive (``DEBUNK_CUES.search(text)``): a sentence containing
+one is taken as debunk (p >= CUE_PROBABILITY)."""
+_DEBUNK_BY_LANGUAGE = {lang: search_pattern(p if lang == "en" else f"(?:{_DEBUNK_WORDING['en']})|(?:{p})")
+                       for lang, p in _DEBUNK_WORDING.items()}
+"""Per language: the English phrases and that language's, in one pattern (RE2: linear time, and
+several times faster than Python's ``re`` on these alternations)."""
 
 
 def has_debunk_cue(text: str, language: str | None = None) -> bool:
     """Whether ``text`` holds debunk wording: the English phrases and those of ``language``
     (every language's when it is unknown; one pattern is far cheaper than all eight)."""
-    if language is None:
-        return DEBUNK_CUES.search(text) is not None
-    if _DEBUNK_BY_LANGUAGE["en"].search(text):
-        return True
-    own = _DEBUNK_BY_LANGUAGE.get(language)
-    return own is not None and language != "en" and own.search(text) is not None
+    pattern = DEBUNK_CUES if language is None else _DEBUNK_BY_LANGUAGE.get(language, _DEBUNK_BY_LANGUAGE["en"])
+    try:
+        return pattern.search(text) is not None
+    except UnicodeEncodeError:  # lone surrogates: read as "?", a non-word character, as Python's re reads them
+        return pattern.search(text.encode("utf-8", "replace").decode("utf-8")) is not None
 def line_spans(text: str) -> list[tuple[int, int]]:
     """``(start, end)`` of every line of ``text`` (blank ones too), line breaks excluded."""
     spans: list[tuple[int, int]] = []
