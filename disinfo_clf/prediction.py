@@ -197,7 +197,7 @@ class Model:
                     narrative=names[0],
                     name=self._names.get(names[0], names[0]),
                     score=values[0],
-                    scores=dict(zip(names[:kept], values[:kept])),
+                    scores=dict(zip(names, values) if kept >= len(names) else zip(names[:kept], values[:kept])),
                     narratives=list(compress(names, ranked_above[index])) if flagged[index] else [],
                     role="debunk" if p_debunk >= 0.5 else "claim",
                     role_score=p_debunk if p_debunk >= 0.5 else 1.0 - p_debunk,

@@ -155,7 +155,7 @@ def run(results: dict[str, Any], *, quick: bool = False) -> None:
     from sentence_transformers import SentenceTransformer
 
     from disinfo_clf.encoders import load_encoder, resolve_encoder
-    from disinfo_clf.encoders.inference import available_cores
+    from disinfo_clf.encoders.base import available_cores
     from disinfo_clf.encoders.onnx import cached_onnx_model, ensure_onnx_model
 
     directory = resolve_encoder(local_files_only=True)

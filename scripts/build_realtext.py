@@ -54,6 +54,7 @@ PLANS = {
     "eufactcheck": Plan(True, "time", 10_000),
     "factograph": Plan(True, "test", 10_000),
     "afp_factuel": Plan(True, "test", 10_000),
+    "resistinua": Plan(True, "test", 10_000),
     "wmt_news": Plan(False, "test", 150),
     "ruwa": Plan(False, "test", 60, by_outlet=True),
     "press_releases": Plan(False, "test", 150, by_outlet=True),
@@ -63,10 +64,15 @@ PLANS = {
 }
 
 
+TRANSLATED_SOURCES = {"resistinua"}
+"""Sources whose items come in several languages (a statement and its translation; ids end in ``:<lang>``)."""
+
+
 def stem(rec: dict[str, Any]) -> str:
-    """The id without its ``:text``/``:verdict`` suffix: a fact-check's whole text and verdict paragraph share it."""
+    """The id without its ``:text``/``:verdict`` suffix (a fact-check's whole text and verdict paragraph share
+    it) or, in a translated source, its language: such records are drawn and split together."""
     head, _, tail = rec["id"].rpartition(":")
-    return head if tail in ("text", "verdict") else rec["id"]
+    return head if tail in ("text", "verdict") or rec["source"] in TRANSLATED_SOURCES else rec["id"]
 
 
 def _norm(text: str) -> str:

@@ -35,7 +35,7 @@ from disinfo_clf import load_model
 from disinfo_clf.models import prototypes
 from disinfo_clf.models.prototypes import DEFAULT_NEGATIVES, PrototypeConfig, PrototypeHead, load_negative_texts
 from disinfo_clf.narrative_files import load_user_narratives, user_narratives
-from disinfo_clf.predict import text_windows
+from disinfo_clf.text.sentences import text_windows
 from disinfo_clf.resources import RESOURCES
 from disinfo_clf.taxonomy import Narrative
 
@@ -271,7 +271,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     narratives = user_narratives(load_user_narratives(args.narratives, replace=True))
     languages = {}
-    from disinfo_clf.language import detect_language
+    from disinfo_clf.text.language import detect_language
     for narrative in narratives:
         for text in narrative.examples:
             languages[text] = detect_language(text) or "?"

@@ -10,6 +10,7 @@ import csv
 import functools
 import io
 import json
+import logging
 import re
 import subprocess
 import zipfile
@@ -18,9 +19,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 from xml.etree import ElementTree
 
-from disinfo_clf.language import detect_language
-from disinfo_clf.textio import strip_tags
+from disinfo_clf.text.language import detect_language
+from disinfo_clf.text.textio import strip_tags
 
+logger = logging.getLogger("realtext_sources")
 MIRRORS = Path("/work/.mirror")
 MAX_CHARS = 4000
 """Texts are cut at a sentence end before this many characters (whole articles are long)."""
@@ -255,6 +257,7 @@ PRESS = ("PeiYiZhuo/zelenskyy-putin", "134450b5183c05bcbaac31d87e0e0ed65d54986e"
 def press_releases() -> list[Record]:
     """Presidential press releases in English: president.gov.ua ``ordinary``, kremlin.ru ``hard``."""
     out: list[Record] = []
+    csv.field_size_limit(10 ** 8)
     for who, kind in (("zelenskyy", "ordinary"), ("putin", "hard")):
         for row in csv.DictReader(io.StringIO(git_show(*PRESS, f"press_release_data/{who}.csv").decode("utf-8"))):
             text = clean(row["body"])
@@ -263,6 +266,51 @@ def press_releases() -> list[Record]:
                 out.append(record("press_releases", f"{who}:{key}", text, "en", kind, date=row["date"][:10],
                                   url=row["link"], title=clean(row["headline"]), unit="text",
                                   outlet="president.gov.ua" if who == "zelenskyy" else "kremlin.ru"))
+    return out
+
+
+# --- Statements of Ukraine's wartime officials (Amice13/resistinua, CC0) -----------------------------------
+RESISTINUA = ("Amice13/resistinua", "2391318cf8c1d24d492995fbf99934ba696ef334")
+RESISTINUA_FILES = {"uk": ("messages", "messages-2", "messages-3"), "en": ("messages-en", "messages-2-en", "messages-3-en")}
+_RESIST_ENTRY = re.compile(r"id: '([^']+)',.*?speaker: \[([^\]]*)\],\s*date: '(\d{4}-\d\d-\d\d)[^']*',.*?text: `(.*?)`,\s*\n\s*description:",
+                           re.S)
+TEST_SHINGLE = 10
+"""Runs of this many words are compared with a test source's texts (the presidential press releases)."""
+TEST_OVERLAP = 0.1
+"""A statement sharing more than this share of its word runs with the press releases is left out."""
+
+
+def _shingles(text: str, n: int = TEST_SHINGLE) -> set[tuple[str, ...]]:
+    words = re.findall(r"\w+", text.lower())
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def resistinua() -> list[Record]:
+    """Addresses and briefings of Ukraine's president, government and the President's Office, 2022-02-22..05-17,
+    each in Ukrainian and English, collected by Amice13/resistinua: ``ordinary`` official statements. A statement
+    whose English text shares more than :data:`TEST_OVERLAP` of its :data:`TEST_SHINGLE`-word runs with the
+    presidential press releases (a test source: the President's addresses are among them) is left out in both
+    languages; posts under 60 characters too."""
+    test_shingles: set[tuple[str, ...]] = set()
+    for rec in press_releases():
+        test_shingles |= _shingles(rec["text"])
+    by_language: dict[str, dict[str, tuple[str, str, str]]] = {}
+    for lang, names in RESISTINUA_FILES.items():
+        entries = by_language.setdefault(lang, {})
+        for name in names:
+            source = git_show(*RESISTINUA, f"static/content/{name}.js").decode("utf-8")
+            for key, speakers, date, text in _RESIST_ENTRY.findall(source):
+                speaker = re.findall(r"'([^']+)'", speakers)
+                entries.setdefault(key, (date, clean(text.replace("\\`", "`")), speaker[0] if speaker else ""))
+    leaked = {key for key, (_, text, _) in by_language.get("en", {}).items()
+              if len(_shingles(text) & test_shingles) > TEST_OVERLAP * max(len(_shingles(text)), 1)}
+    out = []
+    for lang, entries in by_language.items():
+        for key, (date, text, speaker) in entries.items():
+            if key not in leaked and len(text) >= 60:
+                out.append(record("resistinua", f"{key}:{lang}", text, lang, "ordinary", date=date,
+                                  url=f"https://www.youtube.com/watch?v={key}", unit="text", outlet=speaker))
+    logger.info("resistinua: %d statements left out as sharing text with the press releases (test)", len(leaked))
     return out
 
 
@@ -349,5 +397,6 @@ def iter_all_lazy() -> Iterator[tuple[str, Callable[[], list[Record]]]]:
     yield "polygraph", functools.partial(fact_checks, "polygraph", "en")
     yield "eufactcheck", functools.partial(fact_checks, "eufactcheck", None)
     yield "factograph", functools.partial(fact_checks, "factograph", "ru")
+    yield "resistinua", resistinua
     yield from (("afp_factuel", afp_factuel), ("wmt_news", wmt_news), ("ruwa", ruwa), ("press_releases", press_releases),
                 ("claimreview_ukraine", claimreview_ukraine), ("polfake", polfake), ("rofact", rofact))

@@ -154,3 +154,31 @@ def test_the_package_has_no_import_circles_and_no_module_over_400_lines() -> Non
     for module in sorted(edges):
         if module not in state:
             visit(module, [module])
+
+
+def test_scripts_and_tests_import_only_what_the_package_has() -> None:
+    """A module moved inside the package must take its scripts along: every ``disinfo_clf`` name
+    that a script or test imports exists (read from the source, so no script runs)."""
+    import importlib
+
+    missing = []
+    for path in sorted((*(ROOT / "scripts").glob("*.py"), *(ROOT / "tests").glob("*.py"))):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("disinfo_clf"):
+                names = [(node.module, alias.name) for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [(alias.name, None) for alias in node.names if alias.name.startswith("disinfo_clf")]
+            else:
+                continue
+            for module_name, attribute in names:
+                try:
+                    module = importlib.import_module(module_name)
+                except ImportError as exc:
+                    missing.append(f"{path.name}: {module_name} ({exc})")
+                    continue
+                if attribute is not None and not hasattr(module, attribute):
+                    try:
+                        importlib.import_module(f"{module_name}.{attribute}")
+                    except ImportError:
+                        missing.append(f"{path.name}: {module_name}.{attribute}")
+    assert not missing, "imports of names the package no longer has:\n" + "\n".join(missing)
