@@ -139,14 +139,11 @@ class CueMatcher:
     def __init__(self, label_cues: Mapping[str, Sequence[str]]) -> None:
         self.labels = list(label_cues)
         self.cues = {label: list(cues) for label, cues in label_cues.items()}
-        for label, cues in self.cues.items():
-            for cue in cues:
-                problem = check_cue(cue)
-                if problem:
-                    raise CueError(f"label {label!r}, cue {cue!r}: {problem}")
         self._build()
 
     def _build(self) -> None:
+        """Compile every cue into one filter; a cue that cannot be used raises :class:`CueError`
+        naming its label and why (each cue is compiled once: a failure is explained by :func:`check_cue`)."""
         self._owner = [j for j, label in enumerate(self.labels) for _ in self.cues[label]]
         self._filter = None
         if self._owner:
@@ -155,7 +152,12 @@ class CueMatcher:
             self._filter = re2.Filter()
             for label in self.labels:
                 for cue in self.cues[label]:
-                    self._filter.Add(_whole_word(_to_re2(cue)), _options())
+                    try:
+                        if not isinstance(cue, str) or not cue.strip() or len(cue) > _MAX_CUE_CHARS:
+                            raise ValueError
+                        self._filter.Add(_whole_word(_to_re2(cue)), _options())
+                    except Exception as exc:
+                        raise CueError(f"label {label!r}, cue {cue!r}: {check_cue(cue) or exc}") from None
             self._filter.Compile()
 
     def __getstate__(self) -> dict[str, Any]:  # the compiled filter cannot be pickled: rebuild it

@@ -2,13 +2,14 @@
 
 :func:`split_sentences` is a fast regex splitter used everywhere a text is cut into sentences
 (document segmentation, prediction windows, role datasets); :func:`text_windows` groups sentences
-into the windows that prediction and case matching score; :data:`DEBUNK_CUES` is the debunk
+into the windows that prediction and case matching score; :func:`has_debunk_cue` finds the debunk
 wording the role model's callers add to its probabilities.
 """
 from __future__ import annotations
 
+import functools
 import re
-from typing import Iterator
+from typing import Any, Iterator
 
 from ..cues import search_pattern
 
@@ -51,19 +52,23 @@ _DEBUNK_WORDING = {
 }
 """EUvsDisinfo debunk wording, with the same phrases in the other languages the role model is
 measured on (one faithful rendering each; no phrase was added from looking at evaluation data)."""
-DEBUNK_CUES = search_pattern("|".join(f"(?:{p})" for p in _DEBUNK_WORDING.values()))
-"""EUvsDisinfo debunk wording, case-insensitive (``DEBUNK_CUES.search(text)``): a sentence containing
-one is taken as debunk (p >= CUE_PROBABILITY)."""
-_DEBUNK_BY_LANGUAGE = {lang: search_pattern(p if lang == "en" else f"(?:{_DEBUNK_WORDING['en']})|(?:{p})")
-                       for lang, p in _DEBUNK_WORDING.items()}
-"""Per language: the English phrases and that language's, in one pattern (RE2: linear time, and
-several times faster than Python's ``re`` on these alternations)."""
+@functools.lru_cache(maxsize=None)
+def debunk_pattern(language: str | None = None) -> Any:
+    """The debunk wording to look for in text of ``language``, case-insensitive, as a pattern with
+    ``.search(text)``: the English phrases and that language's (every language's when it is
+    ``None``). RE2, linear time and several times faster than Python's ``re`` on these
+    alternations; compiled on first use (a tenth of a second for all of them)."""
+    if language is None:
+        return search_pattern("|".join(f"(?:{p})" for p in _DEBUNK_WORDING.values()))
+    own = _DEBUNK_WORDING.get(language)
+    english = _DEBUNK_WORDING["en"]
+    return search_pattern(english if own is None or language == "en" else f"(?:{english})|(?:{own})")
 
 
 def has_debunk_cue(text: str, language: str | None = None) -> bool:
     """Whether ``text`` holds debunk wording: the English phrases and those of ``language``
     (every language's when it is unknown; one pattern is far cheaper than all eight)."""
-    pattern = DEBUNK_CUES if language is None else _DEBUNK_BY_LANGUAGE.get(language, _DEBUNK_BY_LANGUAGE["en"])
+    pattern = debunk_pattern(language if language is None or language in _DEBUNK_WORDING else "en")
     try:
         return pattern.search(text) is not None
     except UnicodeEncodeError:  # lone surrogates: read as "?", a non-word character, as Python's re reads them
