@@ -51,7 +51,11 @@ def detect_languages(texts: Sequence[str]) -> list[str | None]:
     out: list[str | None] = []
     for text in texts:
         try:
-            labels, scores = predict(_sample(text), k=1)
+            sample = _sample(text)
+            try:
+                labels, scores = predict(sample, k=1)
+            except TypeError:  # a lone surrogate cannot reach the model as UTF-8: read it as "?"
+                labels, scores = predict(sample.encode("utf-8", "replace").decode("utf-8"), k=1)
         except Exception as exc:  # the detector is best effort: a failure must not lose the prediction
             logger.debug("language detection failed: %s", exc)
             labels, scores = (), ()
