@@ -10,7 +10,7 @@ and reports, per cell with its size:
 - ``claim``: share flagged (``relevant`` True) -- should be high;
 - ``hard`` (unlabelled state-outlet text): share flagged, for information.
 
-    PYTHONPATH=$PWD python scripts/eval_realtext.py [--cap 60] [--output benchmarks/realtext.json]
+    PYTHONPATH=$PWD python scripts/eval_realtext.py [--cap 60] [--output benchmarks/realtext.json] [--into MODEL_DIR]
 """
 from __future__ import annotations
 
@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-size", type=int, default=5, help="skip cells smaller than this")
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "realtext.json"))
     parser.add_argument("--no-report-only", action="store_true", help="only the shipped files")
+    parser.add_argument("--into", type=Path, default=None, metavar="MODEL_DIR",
+                        help="also record the cells in MODEL_DIR/metrics.json (\"realtext\"), where the model card reads them")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     records = [{**r, "report_only": False} for r in load(SHIPPED, {"dev", "test"})]
@@ -122,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(table(rows))
     print(f"\nwrote {out} ({len(chosen)} texts, {result['seconds']} s)")
+    if args.into is not None:
+        metrics_path = args.into / "metrics.json"
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        metrics["realtext"] = {k: result[k] for k in ("what", "date", "cap", "cells")}
+        metrics_path.write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"recorded the cells in {metrics_path}")
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -181,4 +182,13 @@ def test_scripts_and_tests_import_only_what_the_package_has() -> None:
                         importlib.import_module(f"{module_name}.{attribute}")
                     except ImportError:
                         missing.append(f"{path.name}: {module_name}.{attribute}")
+    for path in sorted((ROOT / "scripts").glob("*.sh")):  # python -c "..." lines in shell scripts
+        for module_name, names in re.findall(r"from (disinfo_clf[\w.]*) import ([\w, ]+)", path.read_text(encoding="utf-8")):
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as exc:
+                missing.append(f"{path.name}: {module_name} ({exc})")
+                continue
+            imported = [name.split(" as ")[0].strip() for name in names.split(",")]
+            missing += [f"{path.name}: {module_name}.{name}" for name in imported if name and not hasattr(module, name)]
     assert not missing, "imports of names the package no longer has:\n" + "\n".join(missing)
