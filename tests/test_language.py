@@ -1,6 +1,9 @@
 """Language detection: the shipped fastText model, read text by text, never failing a prediction."""
 from __future__ import annotations
 
+import pytest
+
+from disinfo_clf.text import language
 from disinfo_clf.text.language import detect_language, detect_languages
 
 
@@ -24,3 +27,15 @@ def test_unreadable_text_gets_no_language_and_never_an_error() -> None:
     # Shouting is read as the language it is (the model alone reads these as Russian and Danish).
     assert detect_languages(["SANCTIONS HURT EUROPE MORE THAN RUSSIA", "WAR IN UKRAINE: WHAT WE KNOW"]) == ["en", "en"]
     assert detect_languages([]) == []
+
+
+def test_a_damaged_language_model_is_named_with_its_fix(tmp_path, monkeypatch) -> None:
+    broken = tmp_path / "lid.176.ftz"
+    broken.write_bytes(b"not a fastText model")
+    monkeypatch.setattr(language, "LANGID_MODEL", broken)
+    language._detector.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match="lid.176.ftz.*reinstall disinfo-clf"):
+            detect_language("some text")
+    finally:
+        language._detector.cache_clear()

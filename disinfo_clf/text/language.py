@@ -21,7 +21,11 @@ _LABEL = "__label__"
 
 @functools.lru_cache(maxsize=1)
 def _detector() -> Any:
-    return fasttext.load_model(str(LANGID_MODEL))
+    try:
+        return fasttext.load_model(str(LANGID_MODEL))
+    except (OSError, ValueError) as exc:  # a damaged install: say which file, and how to get it back
+        raise RuntimeError(f"{LANGID_MODEL}: the language-identification model cannot be read ({exc}); "
+                           "reinstall disinfo-clf to restore it") from exc
 
 
 _UPPER = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
