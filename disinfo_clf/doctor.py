@@ -1,7 +1,8 @@
-"""``disinfo-clf doctor``: verifies the encoder cache, the shipped models and the shipped case index,
-and names what to rebuild."""
+"""``disinfo-clf doctor``: verifies the encoder cache, the shipped models, the shipped case index and
+the language-identification model, and names what to rebuild."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from .encoders.weights import weights_sha256
 from .matching.index import INDEX_DIR, CaseIndex, CaseIndexError
 from .models.errors import ModelDirectoryError
 from .models.registry import load_classifier
-from .resources import MODELS_DIR
+from .resources import LANGID_MODEL, LANGID_SHA256, MODELS_DIR
 
 __all__ = ["Check", "run_checks"]
 
@@ -70,9 +71,20 @@ def _index() -> Check:
     return Check(f"case index {INDEX_DIR}", True, f"{len(index)} cases, checksums and arrays valid")
 
 
+def _language_model() -> Check:
+    part = f"language model {LANGID_MODEL}"
+    try:
+        digest = hashlib.sha256(Path(LANGID_MODEL).read_bytes()).hexdigest()
+    except OSError as exc:
+        return Check(part, False, f"cannot be read ({exc}): reinstall disinfo-clf")
+    if digest != LANGID_SHA256:
+        return Check(part, False, f"damaged (sha256 {digest[:12]}…, expected {LANGID_SHA256[:12]}…): reinstall disinfo-clf")
+    return Check(part, True, "intact")
+
+
 def run_checks() -> list[Check]:
-    """Every check, in order: encoder cache, shipped models, shipped case index."""
-    return [_encoder_cache(), *_models(), _index()]
+    """Every check, in order: encoder cache, shipped models, shipped case index, language model."""
+    return [_encoder_cache(), *_models(), _index(), _language_model()]
 
 
 def command(args: object = None) -> int:

@@ -39,3 +39,16 @@ def test_a_damaged_language_model_is_named_with_its_fix(tmp_path, monkeypatch) -
             detect_language("some text")
     finally:
         language._detector.cache_clear()
+
+
+def test_doctor_checks_the_shipped_language_model(tmp_path, monkeypatch) -> None:
+    from disinfo_clf import doctor
+
+    assert doctor._language_model().ok
+    damaged = tmp_path / "lid.176.ftz"
+    data = bytearray(language.LANGID_MODEL.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte
+    damaged.write_bytes(bytes(data))
+    monkeypatch.setattr(doctor, "LANGID_MODEL", damaged)
+    check = doctor._language_model()
+    assert not check.ok and "damaged" in check.detail and "reinstall disinfo-clf" in check.detail
