@@ -190,7 +190,7 @@ class WordNgramTransform(_TfidfRows):
         token_id = self._token_ids.get
         per_text = []
         for text in texts:
-            half = _repeated_half(text)
+            half = _repeated_half(text) if "\n" in text else None
             ids = list(map(token_id, self._tokens(text if half is None else half), _ABSENT))
             per_text.append(ids if half is None else ids + ids)  # no token spans the line break
         lengths = np.fromiter(map(len, per_text), dtype=np.int64, count=len(texts))
@@ -297,7 +297,7 @@ class CharWbTransform(_TfidfRows):
             self._word_ids[word] = word_id
 
     def __call__(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        halves = [_repeated_half(text) for text in texts]
+        halves = [_repeated_half(text) if "\n" in text else None for text in texts]  # a call only where it can apply
         pieces = [text if half is None else half for text, half in zip(texts, halves)]
         split = [(piece.lower() if self._lowercase else piece).split() for piece in pieces]
         words = list(chain.from_iterable(split))
