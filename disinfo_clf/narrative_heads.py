@@ -63,10 +63,11 @@ def head_key(taxonomy: Taxonomy, negatives: list[str], encoder_fingerprint: str,
 
 
 def build_head(source: NarrativeSource, embed: Callable[[list[str]], np.ndarray], encoder_fingerprint: str,
-               config: PrototypeConfig | None = None) -> tuple[PrototypeHead, bool, str]:
+               config: PrototypeConfig | None = None, *, save_to: Path | None = None) -> tuple[PrototypeHead, bool, str]:
     """``(head, standalone, name)`` for a narratives file, taxonomy or list: the head over its
     narratives with examples, whether it stands alone (``replace: true``: the shipped narratives
-    are not scored) and a short name for model ids."""
+    are not scored) and a short name for model ids. ``save_to``: also write the head (with its key)
+    there, e.g. beside a narratives file that ships prebuilt."""
     shipped = isinstance(source, (str, Path)) and Path(source).resolve() == WAR_NARRATIVES.resolve()
     config = config or (WAR_CONFIG if shipped else PrototypeConfig())
     taxonomy = load_user_narratives(source)
@@ -84,10 +85,13 @@ def build_head(source: NarrativeSource, embed: Callable[[list[str]], np.ndarray]
         if path.is_file():
             head = PrototypeHead.load(path, key=key)
             if head is not None:
-                return head, standalone, name
-    head = PrototypeHead(own, embed, negatives=negatives, config=config)
-    try:
-        head.save(candidates[-1], key=key)
-    except OSError as exc:  # a read-only cache costs a rebuild next time, nothing else
-        logger.warning("could not cache the narratives head at %s: %s", candidates[-1], exc)
+                break
+    else:
+        head = PrototypeHead(own, embed, negatives=negatives, config=config)
+        try:
+            head.save(candidates[-1], key=key)
+        except OSError as exc:  # a read-only cache costs a rebuild next time, nothing else
+            logger.warning("could not cache the narratives head at %s: %s", candidates[-1], exc)
+    if save_to is not None:
+        head.save(save_to, key=key)
     return head, standalone, name

@@ -217,9 +217,9 @@ class Model:
         if self.relevance is None:
             return None, []
         spec = self._embedding_spec()
-        shared = embeddings is not None and spec is not None and \
-            encoder_for(spec).resolve_prefix(spec.prefix) == self.relevance.prefix and \
-            encoder_for(spec).fingerprint == self.relevance.index.meta.encoder_fingerprint
+        encoder = encoder_for(spec) if embeddings is not None and spec is not None else None
+        shared = encoder is not None and encoder.resolve_prefix(spec.prefix) == self.relevance.prefix and \
+            encoder.fingerprint == self.relevance.index.meta.encoder_fingerprint
         owners = np.repeat(np.arange(len(windows)), [len(ws) for ws in windows])
         probabilities, matches = self.relevance.assess(flat, owners, languages, embeddings=embeddings if shared else None,
                                                        batch_size=batch_size, show_progress_bar=show_progress_bar)

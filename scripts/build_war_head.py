@@ -11,14 +11,11 @@ ordinary texts are negatives) or the encoder:
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 
 from disinfo_clf import load_model
-from disinfo_clf.encoders.source import cache_home
 from disinfo_clf.models.embedding_head import embeddings_of, encoder_for
-from disinfo_clf.narrative_heads import HEAD_SUFFIX, WAR_CONFIG, build_head, head_key, negative_texts
-from disinfo_clf.narrative_files import load_user_narratives
+from disinfo_clf.narrative_heads import HEAD_SUFFIX, build_head
 from disinfo_clf.resources import WAR_NARRATIVES
 
 logger = logging.getLogger("build_war_head")
@@ -27,14 +24,11 @@ logger = logging.getLogger("build_war_head")
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     target = WAR_NARRATIVES.with_suffix(HEAD_SUFFIX)
-    target.unlink(missing_ok=True)  # build it anew rather than reading the old one
+    target.unlink(missing_ok=True)  # build it anew (or take the cached build) rather than read the old one
     base = load_model(narratives=False)
-    spec = embeddings_of(base.narratives)[0]
-    encoder = encoder_for(spec)
-    build_head(WAR_NARRATIVES, lambda texts: encoder.embed(texts, prefix=spec.prefix, show_progress_bar=False),
-               encoder.fingerprint)
-    key = head_key(load_user_narratives(WAR_NARRATIVES), negative_texts(), encoder.fingerprint, WAR_CONFIG)
-    shutil.copyfile(cache_home() / "narrative-heads" / f"{key}.safetensors", target)
+    encoder = encoder_for(embeddings_of(base.narratives)[0])
+    build_head(WAR_NARRATIVES, lambda texts: base.embed(texts, show_progress_bar=False), encoder.fingerprint,
+               save_to=target)
     logger.info("wrote %s", target)
     return 0
 

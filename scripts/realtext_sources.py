@@ -303,7 +303,7 @@ def resistinua() -> list[Record]:
                 speaker = re.findall(r"'([^']+)'", speakers)
                 entries.setdefault(key, (date, clean(text.replace("\\`", "`")), speaker[0] if speaker else ""))
     leaked = {key for key, (_, text, _) in by_language.get("en", {}).items()
-              if len(_shingles(text) & test_shingles) > TEST_OVERLAP * max(len(_shingles(text)), 1)}
+              for runs in [_shingles(text)] if len(runs & test_shingles) > TEST_OVERLAP * max(len(runs), 1)}
     out = []
     for lang, entries in by_language.items():
         for key, (date, text, speaker) in entries.items():

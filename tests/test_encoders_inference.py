@@ -234,7 +234,7 @@ def test_onnx_model_is_exported_once_and_reused(fresh_dir: Path, monkeypatch: py
         raise AssertionError("exported again")
 
     monkeypatch.setattr(onnx_module, "export_onnx", fail)
-    monkeypatch.setattr(weights_module, "_file_sha256", fail)  # unchanged weights are not hashed again
+    monkeypatch.setattr(weights_module, "file_sha256", fail)  # unchanged weights are not hashed again
     again = load_encoder(fresh_dir, backend="onnx-int8")
     assert model.stat().st_mtime_ns == stamp
     np.testing.assert_allclose(again.embed(TEXTS), first.embed(TEXTS), atol=1e-6)

