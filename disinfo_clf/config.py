@@ -44,6 +44,11 @@ class DataConfig:
     role_title_claims: bool = False
     """Role task: also train on the database's one-sentence claim titles dated before the validation
     period, as ``claim`` (short headline-like claims); validation and test are unchanged."""
+    role_realtext_units: list[str] = field(default_factory=list)
+    """Role task: also train on the windows (as ``predict`` reads them) of the shipped real-text
+    corpus's ``train`` claims and debunks of these units, e.g. ``headline`` (fact-check headlines,
+    ``debunk``), ``claim`` (the claims they review) and ``paragraph`` (fact-checks' verdict passages,
+    ``debunk``); see ``resources/data/realtext/README.md``. Empty: none. Validation and test are unchanged."""
 
 
 @dataclass

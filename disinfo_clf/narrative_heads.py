@@ -17,16 +17,17 @@ from typing import Callable
 
 import numpy as np
 
+from .data.realtext import REALTEXT_DIR, load_realtext
 from .encoders.source import cache_home
 from .models.prototypes import DEFAULT_NEGATIVES, PrototypeConfig, PrototypeHead, load_negative_texts
 from .narrative_files import NarrativeSource, load_user_narratives, user_narratives
-from .resources import DATA_DIR, WAR_NARRATIVES
+from .resources import WAR_NARRATIVES
 from .taxonomy import Taxonomy
 
 logger = logging.getLogger(__name__)
 
 HEAD_SUFFIX = ".head.safetensors"
-REAL_ORDINARY = DATA_DIR / "realtext"
+REAL_ORDINARY = REALTEXT_DIR
 """Real ordinary text (news sentences and posts by others; the ``train`` split) that every head is
 calibrated against, beside the LLM-written ordinary set."""
 MAX_REAL_NEGATIVES = 1200
@@ -39,17 +40,11 @@ files of your own), trading recall for fewer flags on ordinary war reporting."""
 def negative_texts() -> list[str]:
     """The ordinary texts heads are calibrated against: the LLM-written ordinary set's train split
     and a fixed sample of the real ordinary texts' train split (cut to 600 characters)."""
-    real = [text[:600] for path in sorted(REAL_ORDINARY.glob("*.jsonl"))
-            for text in _ordinary_train(path)]
+    real = [rec["text"][:600] for rec in load_realtext(kinds={"ordinary"}, splits={"train"}, directory=REAL_ORDINARY)]
     if len(real) > MAX_REAL_NEGATIVES:
         keep = np.random.default_rng(0).choice(len(real), MAX_REAL_NEGATIVES, replace=False)
         real = [real[i] for i in sorted(keep)]
     return load_negative_texts(DEFAULT_NEGATIVES) + real
-
-
-def _ordinary_train(path: Path) -> list[str]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [r["text"] for r in rows if r.get("kind") == "ordinary" and r.get("split") == "train"]
 
 
 def head_key(taxonomy: Taxonomy, negatives: list[str], encoder_fingerprint: str, config: PrototypeConfig) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import realtext_factchecks  # noqa: E402
 import realtext_sources as rs  # noqa: E402
 
 logger = logging.getLogger("build_realtext")
@@ -55,6 +56,7 @@ PLANS = {
     "factograph": Plan(True, "test", 10_000),
     "afp_factuel": Plan(True, "test", 10_000),
     "resistinua": Plan(True, "test", 10_000),
+    "factcheck_headlines": Plan(True, "time", 10_000),
     "wmt_news": Plan(False, "test", 150),
     "ruwa": Plan(False, "test", 60, by_outlet=True),
     "press_releases": Plan(False, "test", 150, by_outlet=True),
@@ -170,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     tables = []
     wanted = set(args.only or PLANS)
     sources: list[tuple[str, Any]] = [("ntrex", None)] + [(name, None) for name in PLANS if name != "ntrex"]
-    readers = dict(rs.iter_all_lazy())
+    readers = {**dict(realtext_factchecks.readers()), **dict(rs.iter_all_lazy())}
     for name, _ in sources:
         if name not in wanted:
             continue

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 from xml.etree import ElementTree
 
-from disinfo_clf.text.language import detect_language
 from disinfo_clf.text.textio import strip_tags
 
 logger = logging.getLogger("realtext_sources")
@@ -42,11 +41,10 @@ ONTOPIC = re.compile(
 migration, health); a crude, documented heuristic, not an annotation."""
 
 _GLUED_SENTENCE = re.compile(r"(?<=[a-zа-яёіїєґ0-9%)][.!?])(?=[A-ZА-ЯЁІЇЄҐ“«\"])|(?<=[a-zа-яё][.!?][”\"»])(?=[A-ZА-ЯЁ])")
-_FOOTER = re.compile(r"\s*(RESEARCH \| ARTICLE|Leave your comments, thoughts).*", re.S)
 _URL = re.compile(r"https?://\S+")
 _MD_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 _MARKDOWN = re.compile(r"\*\*|__|~~|`")
-_SENTENCE_END = re.compile(r"(?<=[.!?…»”\"])\s+")
+SENTENCE_END = re.compile(r"(?<=[.!?…»”\"])\s+")
 
 
 def git_show(repo: str, commit: str, path: str) -> bytes:
@@ -67,7 +65,7 @@ def clean(text: str, cap: bool = True) -> str:
     text = "\n".join(line for line in lines if line)
     if cap and len(text) > MAX_CHARS:
         cut = text[:MAX_CHARS]
-        ends = [m.start() for m in _SENTENCE_END.finditer(cut)]
+        ends = [m.start() for m in SENTENCE_END.finditer(cut)]
         text = cut[:ends[-1]] if ends and ends[-1] > MAX_CHARS // 2 else cut
     return text.strip()
 
@@ -119,84 +117,6 @@ def ntrex() -> dict[str, list[str]]:
     """The 1,997 newstest2019 sentences per language, line-aligned (English is the original)."""
     return {lang: git_show(*NTREX, f"NTREX-128/newstest2019-{name}.txt").decode("utf-8").splitlines()
             for lang, name in NTREX_LANGS.items()}
-
-
-# --- Fact-checks scraped by susmita3107/Claims_Extractor (MIT) -------------------------------------------
-CLAIMS_EXTRACTOR = ("susmita3107/Claims_Extractor", "0b0668690c84aec2ea6fefca078cfc6aa22b27b1")
-FALSE_VERDICTS = re.compile(r"^(false|likely false|misleading|unsubstantiated|f|m|не факт|пока не факт|сомнительно"
-                            r"|пока сомнительно|искажение|неправда|faux|trompeur|infondé|partiellement faux|montage)", re.I)
-TRUE_VERDICTS = re.compile(r"^(true|likely true|t|правда|скорее, правда|скорее, так)$", re.I)
-_VERDICT_CUE = re.compile(
-    r"(\b(is|was|are|were|proved|proves|appears|remains) (false|misleading|untrue|not true|unsubstantiated|baseless"
-    r"|fabricated|a fabrication|fake|unfounded)\b|\bno evidence\b|\bin fact\b|\bin reality\b|\bfalsely\b"
-    r"|не соответствует действительности|неправд|не факт\b|\bложн|на самом деле|в действительности|фейк)", re.I)
-WAR = re.compile(r"(russ|ukrain|poutine|putin|zelensk|otan|nato|kremlin|moscou|kiev|kyiv|donbass|crimée|biolab)", re.I)
-"""The narrow war keywords selecting AFP Factuel items (the broad ONTOPIC list would take Mali or vaccines)."""
-
-
-def claims_extractor(name: str) -> list[dict[str, str]]:
-    """Rows of ``samples/output_dev_<name>.csv`` (semicolon-separated ClaimReview exports)."""
-    text = git_show(*CLAIMS_EXTRACTOR, f"samples/output_dev_{name}.csv").decode("utf-8")
-    csv.field_size_limit(10 ** 8)
-    return list(csv.DictReader(io.StringIO(text), delimiter=";"))
-
-
-def verdict_paragraph(body: str) -> str | None:
-    """The fact-check's verdict passage: its CONCLUSION section, else the first verdict sentence and the next two."""
-    conclusion = re.search(r"\b(CONCLUSION|Conclusion:|ВЫВОД)\s*(.{200,}?)(?:RESEARCH \||$)", body, re.S)
-    if conclusion:
-        passage = conclusion.group(2)
-        return passage[:900].rsplit(" ", 1)[0] if len(passage) > 900 else passage
-    sentences = _SENTENCE_END.split(body)
-    for i, sentence in enumerate(sentences):
-        if i > 0 and _VERDICT_CUE.search(sentence):
-            passage = " ".join(sentences[i:i + 3])
-            return passage if 80 <= len(passage) <= 1500 else None
-    return None
-
-
-def fact_checks(source: str, lang: str | None) -> list[Record]:
-    """Whole fact-check texts and their verdict paragraphs: ``debunk`` for false verdicts, ``ordinary`` for true ones."""
-    out: list[Record] = []
-    for row in claims_extractor(source):
-        verdict = row["rating_alternateName"].strip()
-        kind = "debunk" if FALSE_VERDICTS.match(verdict) else "ordinary" if TRUE_VERDICTS.match(verdict) else None
-        raw = _FOOTER.sub("", row["extra_body"])
-        body = clean(raw)
-        if kind is None or len(body) < 300:
-            continue
-        url = row["claimReview_url"].strip()
-        key = re.sub(r"\W+", "-", url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".html"))[-60:]
-        text_lang = lang or detect_language(body)
-        title = clean(row["extra_title"]) or None
-        fields = dict(date=row["claimReview_datePublished"][:10] or None, url=url, title=title,
-                      verdict=verdict, topic=topic_of(f"{title} {body[:1500]}"))
-        out.append(record(source, f"{key}:text", body, text_lang, kind, unit="text", **fields))
-        # Russian verdict cues proved unreliable (they caught the quoted claim), so paragraphs are English only.
-        paragraph = verdict_paragraph(clean(raw, cap=False)) if kind == "debunk" and text_lang == "en" else None
-        if paragraph:
-            out.append(record(source, f"{key}:verdict", paragraph, text_lang, kind, unit="paragraph", **fields))
-    return out
-
-
-def afp_factuel() -> list[Record]:
-    """AFP Factuel: false claims as circulated (``claim``) and the debunk headlines (``debunk``), on-topic only."""
-    out: list[Record] = []
-    for row in claims_extractor("afpfactuel"):
-        verdict = row["rating_alternateName"].strip()
-        if not FALSE_VERDICTS.match(verdict):
-            continue
-        url = row["claimReview_url"].strip()
-        key = re.sub(r"\W+", "-", url.split("://", 1)[-1])[-60:]
-        date = row["claimReview_datePublished"][:10] or None
-        claim, title = clean(row["claimReview_claimReviewed"]), clean(row["extra_title"])
-        if len(claim) >= 30 and WAR.search(claim):
-            out.append(record("afp_factuel", f"{key}:claim", claim, "fr", "claim", topic="ontopic", date=date,
-                              url=url, unit="claim", verdict=verdict))
-        if len(title) >= 30 and WAR.search(title):
-            out.append(record("afp_factuel", f"{key}:headline", title, "fr", "debunk", topic="ontopic", date=date,
-                              url=url, unit="headline", verdict=verdict))
-    return out
 
 
 # --- Report-only sources -----------------------------------------------------------------------------------
@@ -322,7 +242,8 @@ _FALSE_RATING = re.compile(r"(false|falso|falsa|faux|misleading|pants on fire|fa
                            r"|félrevezető|notizia falsa|fals|fałsz|scam|no evidence)", re.I)
 
 
-TRAINED_PUBLISHERS = {"polygraph.info", "www.polygraph.info", "eufactcheck.eu"}
+TRAINED_PUBLISHERS = {"polygraph.info", "eufactcheck.eu", "aap.com.au", "vishvasnews.com", "fullfact.org",
+                      "africacheck.org"}
 """Fact-checkers whose texts are training sources: their ClaimReview entries are left out of this test source."""
 
 
@@ -335,8 +256,9 @@ def claimreview_ukraine() -> list[Record]:
             review = entry["claimReview"][0]
             rating, lang = review.get("textualRating", ""), review.get("languageCode")
             site = review.get("publisher", {}).get("site") or ""
-            if not lang or not _FALSE_RATING.search(rating) or len(rating) > 40 or site in TRAINED_PUBLISHERS \
-                    or "polygraph.info" in review["url"]:
+            host = review["url"].split("://", 1)[-1].split("/", 1)[0].removeprefix("www.")
+            if not lang or not _FALSE_RATING.search(rating) or len(rating) > 40 \
+                    or {site.removeprefix("www."), host} & TRAINED_PUBLISHERS:
                 continue
             date = (review.get("reviewDate") or "")[:10] or None
             key = re.sub(r"\W+", "-", review["url"].split("://", 1)[-1])[-80:]
@@ -391,12 +313,10 @@ def rofact() -> list[Record]:
 
 
 def iter_all_lazy() -> Iterator[tuple[str, Callable[[], list[Record]]]]:
-    """(source name, reader) for every record-returning source (NTREX is line-aligned: the builder reads it)."""
+    """(source name, reader) for every record-returning source but the fact-checks (``realtext_factchecks``) and
+    NTREX (line-aligned: the builder reads it)."""
     for name in TELEGRAM_CHANNELS:
         yield name, functools.partial(telegram, name)
-    yield "polygraph", functools.partial(fact_checks, "polygraph", "en")
-    yield "eufactcheck", functools.partial(fact_checks, "eufactcheck", None)
-    yield "factograph", functools.partial(fact_checks, "factograph", "ru")
     yield "resistinua", resistinua
-    yield from (("afp_factuel", afp_factuel), ("wmt_news", wmt_news), ("ruwa", ruwa), ("press_releases", press_releases),
+    yield from (("wmt_news", wmt_news), ("ruwa", ruwa), ("press_releases", press_releases),
                 ("claimreview_ukraine", claimreview_ukraine), ("polfake", polfake), ("rofact", rofact))

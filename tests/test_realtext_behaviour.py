@@ -69,3 +69,29 @@ def test_real_debunks_still_engage_a_narrative(default_model, source: str, n: in
     assert len(texts) == n
     preds = default_model.predict(texts)
     assert _flagged(preds) >= least, [(round(p.relevance, 2), t[:80]) for p, t in zip(preds, texts) if not p.relevant]
+
+
+def _debunk_share(preds: list[Prediction]) -> float:
+    return sum(p.role == "debunk" for p in preds) / len(preds)
+
+
+@pytest.mark.parametrize("source, where, n, least", [
+    ("factcheck_headlines", {"lang": "en"}, 20, 0.6),         # AAP / Vishvas News / Full Fact headlines, later period
+    ("factcheck_headlines", {"lang": "ur"}, 10, 0.4),          # Vishvas News' Urdu headlines
+    ("polygraph", {"unit": "paragraph"}, 20, 0.65),            # Polygraph.info verdict passages (three sentences)
+])
+def test_short_real_debunks_read_as_debunks(default_model, source: str, where: dict, n: int, least: float) -> None:
+    """A fact-checker's headline or verdict passage refutes a claim: its role is debunk, not claim."""
+    texts = _first(_records(DATA / "realtext" / f"{source}.jsonl"), n, split="dev", kind="debunk", **where)
+    assert len(texts) == n
+    preds = default_model.predict(texts)
+    assert _debunk_share(preds) >= least, [(round(p.role_score, 2), t[:80]) for p, t in zip(preds, texts)
+                                           if p.role != "debunk"]
+
+
+def test_claims_reviewed_by_fact_checkers_read_as_claims(default_model) -> None:
+    """The claims those headlines refute, as circulated (English and Indian languages), keep the claim role."""
+    texts = _first(_records(DATA / "realtext" / "factcheck_headlines.jsonl"), 20, split="dev", kind="claim")
+    assert len(texts) == 20
+    preds = default_model.predict(texts)
+    assert _debunk_share(preds) <= 0.2, [t[:80] for p, t in zip(preds, texts) if p.role == "debunk"]

@@ -86,3 +86,45 @@ def test_test_split_holds_every_kind_and_train_holds_debunks_and_ordinary_text(r
 
 def test_the_shipped_corpus_stays_small():
     assert sum(p.stat().st_size for p in REALTEXT.glob("*.jsonl")) < 6_000_000
+
+
+def test_load_realtext_filters_by_kind_split_and_unit(records):
+    from disinfo_clf.data.realtext import load_realtext
+
+    got = load_realtext(kinds={"debunk"}, splits={"train"}, units={"headline"})
+    want = [r for r in records if (r["kind"], r["split"], r["unit"]) == ("debunk", "train", "headline")]
+    assert [r["id"] for r in got] == [r["id"] for r in want] and got
+
+
+def test_a_damaged_realtext_line_is_named_with_its_file_and_line(tmp_path: Path):
+    from disinfo_clf.data.realtext import load_realtext
+
+    good = json.dumps({"id": "x:1", "text": "t", "kind": "claim", "split": "train", "unit": "claim"})
+    (tmp_path / "mine.jsonl").write_text(good + "\n{not json\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"mine\.jsonl, line 2: not a real-text record"):
+        load_realtext(directory=tmp_path)
+    (tmp_path / "mine.jsonl").write_text(good + "\n" + json.dumps({"id": "x:2", "text": "t"}) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"line 2: .*'kind'"):
+        load_realtext(kinds={"claim"}, directory=tmp_path)
+
+
+def test_role_training_reads_real_fact_check_windows_when_asked():
+    """``data.role_realtext_units`` adds each chosen record's windows, labelled with its role; nothing else changes."""
+    import numpy as np
+
+    from disinfo_clf.config import TrainingConfig
+    from disinfo_clf.data.realtext import load_realtext
+    from disinfo_clf.text.sentences import text_windows
+    from disinfo_clf.training.evaluation import SplitData
+    from disinfo_clf.training.train import _augment_roles
+
+    base = SplitData(texts=["a claim"], gold=np.array([0]), languages=[""])
+    config = TrainingConfig(task="role")
+    assert _augment_roles(base, None, config, before="").texts == ["a claim"]
+    config.data.role_realtext_units = ["headline", "paragraph"]
+    out = _augment_roles(base, None, config, before="")
+    chosen = load_realtext(kinds={"claim", "debunk"}, splits={"train"}, units={"headline", "paragraph"})
+    windows = [(rec["text"][s:e], rec["kind"]) for rec in chosen for s, e in text_windows(rec["text"])]
+    assert out.texts == ["a claim"] + [w for w, _ in windows]
+    assert out.gold.tolist() == [0] + [1] * len(windows)     # headlines and verdict passages are all debunks
+    assert len(windows) > len(chosen)                         # verdict passages span several windows

@@ -233,7 +233,8 @@ def _relevance_section(model_dir: Path) -> str:
 
 
 _KIND_MEASURE = {"ordinary": ("flagged", "flagged (lower is better)"), "hard": ("flagged", "flagged (unlabelled)"),
-                 "claim": ("flagged", "flagged (higher is better)"), "debunk": ("role_debunk", "read as debunk")}
+                 "claim": ("flagged", "flagged (higher is better)"), "debunk": ("role_debunk", "read as debunk"),
+                 "claim-other": ("flagged", "flagged (lower is better: false claims on other topics)")}
 
 
 def _realtext_section(metrics: dict[str, Any]) -> str:

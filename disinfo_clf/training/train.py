@@ -28,6 +28,8 @@ from .staging import check_output_dir, staged_output
 from ..taxonomy import Taxonomy, load_taxonomy
 from .combined import compared, fit_combined_model, point_at_release_parts
 from ..data.exports import load_database_csv
+from ..data.realtext import load_realtext
+from ..text.sentences import text_windows
 from ..models.encoder import EncoderClassifier
 from ..models.linear import LinearClassifier
 from ..models.embedding_head import EmbeddingHeadClassifier
@@ -103,8 +105,8 @@ def load_splits(config: TrainingConfig, taxonomy: Taxonomy, report: list[SplitRe
 
 
 def _augment_roles(train: SplitData, ds: Any, config: TrainingConfig, before: str) -> SplitData:
-    """The role training split with the extra views ``data.role_sentence_view`` and
-    ``data.role_title_claims`` ask for (both only ever add training rows)."""
+    """The role training split with the extra views ``data.role_sentence_view``, ``data.role_title_claims``
+    and ``data.role_realtext_units`` ask for (all only ever add training rows)."""
     texts, gold = list(train.texts), list(train.gold)
     if config.data.role_sentence_view:
         texts += list(ds["text"])
@@ -115,6 +117,12 @@ def _augment_roles(train: SplitData, ds: Any, config: TrainingConfig, before: st
                   if c.published is not None and c.published.isoformat() < before and c.title.strip()}
         texts += sorted(titles)
         gold += [ROLE_LABELS.index("claim")] * len(titles)
+    if config.data.role_realtext_units:
+        # Each record as the windows predict reads it, every window with the record's role.
+        for rec in load_realtext(kinds={"claim", "debunk"}, splits={"train"}, units=config.data.role_realtext_units):
+            windows = [rec["text"][s:e] for s, e in text_windows(rec["text"])]
+            texts += windows
+            gold += [ROLE_LABELS.index(rec["kind"])] * len(windows)
     return SplitData(texts=texts, gold=np.asarray(gold, dtype=np.int64), languages=[""] * len(texts))
 
 
