@@ -22,6 +22,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import realtext_factchecks  # noqa: E402
 import realtext_sources as rs  # noqa: E402
+import realtext_wiki  # noqa: E402
 
 logger = logging.getLogger("build_realtext")
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +58,8 @@ PLANS = {
     "afp_factuel": Plan(True, "test", 10_000),
     "resistinua": Plan(True, "test", 10_000),
     "factcheck_headlines": Plan(True, "time", 10_000),
+    "wiki_current_events": Plan(True, "test", 1000),
+    "wiki_in_the_news": Plan(True, "test", 60),
     "wmt_news": Plan(False, "test", 150),
     "ruwa": Plan(False, "test", 60, by_outlet=True),
     "press_releases": Plan(False, "test", 150, by_outlet=True),
@@ -172,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     tables = []
     wanted = set(args.only or PLANS)
     sources: list[tuple[str, Any]] = [("ntrex", None)] + [(name, None) for name in PLANS if name != "ntrex"]
-    readers = {**dict(realtext_factchecks.readers()), **dict(rs.iter_all_lazy())}
+    readers = {**dict(realtext_factchecks.readers()), **dict(realtext_wiki.readers()), **dict(rs.iter_all_lazy())}
     for name, _ in sources:
         if name not in wanted:
             continue

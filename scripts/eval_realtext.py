@@ -8,7 +8,7 @@ and reports, per cell with its size:
 - ``ordinary``: share flagged (``relevant`` True, or a narrative above its threshold) -- should be low;
 - ``debunk``: share read as ``role == "debunk"`` -- should be high;
 - ``claim``: share flagged (``relevant`` True) -- should be high;
-- ``claim-other``: false claims on other topics (``OTHER_TOPIC_CLAIMS``): share flagged -- should be low;
+- ``claim-other``: false claims on other topics (``OTHER_TOPIC_SOURCES``): share flagged -- should be low;
 - ``hard`` (unlabelled state-outlet text): share flagged, for information.
 
     PYTHONPATH=$PWD python scripts/eval_realtext.py [--cap 60] [--output benchmarks/realtext.json] [--into MODEL_DIR]
@@ -26,14 +26,12 @@ import time
 from pathlib import Path
 
 from disinfo_clf import predict
+from disinfo_clf.data.realtext import OTHER_TOPIC_SOURCES
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "disinfo_clf" / "resources" / "data" / "realtext"
 REPORT_ONLY = ROOT / "runs" / "realtext"
 logger = logging.getLogger("eval_realtext")
-OTHER_TOPIC_CLAIMS = {"factcheck_headlines"}
-"""Sources whose false claims are about other things (Australian, Indian, British fact-checks): their claims
-are reported as ``claim-other``, where being flagged is a false flag."""
 
 
 def load(folder: Path, splits: set[str]) -> list[dict]:
@@ -62,7 +60,7 @@ def cells(records: list[dict], preds: list) -> list[dict]:
     """Counts and shares per (source, lang, kind, split)."""
     counts: dict[tuple, collections.Counter] = collections.defaultdict(collections.Counter)
     for rec, pred in zip(records, preds):
-        kind = "claim-other" if rec["kind"] == "claim" and rec["source"] in OTHER_TOPIC_CLAIMS else rec["kind"]
+        kind = "claim-other" if rec["kind"] == "claim" and rec["source"] in OTHER_TOPIC_SOURCES else rec["kind"]
         c = counts[(rec["source"], rec["lang"], kind, rec["split"], rec["report_only"])]
         c["n"] += 1
         c["relevant"] += bool(pred.relevant)

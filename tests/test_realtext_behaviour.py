@@ -41,6 +41,9 @@ def _flagged(preds: list[Prediction]) -> float:
     ("ntrex", "uk", "dev", 15, 0.2),
     ("resistinua", "en", "test", 20, 0.25),     # Ukrainian officials' wartime statements and briefings
     ("resistinua", "uk", "test", 20, 0.25),
+    ("wiki_in_the_news", "uk", "test", 20, 0.2),   # Wikipedia "In the news" blurbs (2018-2023)
+    ("wiki_in_the_news", "pl", "test", 20, 0.2),
+    ("wiki_in_the_news", "pt", "test", 20, 0.2),
 ])
 def test_ordinary_real_reporting_is_mostly_not_flagged(default_model, source: str, lang: str, split: str, n: int,
                                                         most: float) -> None:

@@ -30,3 +30,8 @@ def load_realtext(kinds: Collection[str] | None = None, splits: Collection[str] 
             if keep:
                 out.append(rec)
     return out
+
+
+OTHER_TOPIC_SOURCES = frozenset({"factcheck_headlines"})
+"""Sources whose claims and debunks are about other things than the narratives (Australian, Indian and
+British fact-checks): they teach the role model, and are never narrative or relevance positives."""
