@@ -112,7 +112,7 @@ def test_role_training_reads_real_fact_check_windows_when_asked():
     """``data.role_realtext_units`` adds each chosen record's windows, labelled with its role; nothing else changes."""
     import numpy as np
 
-    from disinfo_clf.config import TrainingConfig
+    from disinfo_clf.config import ConfigError, TrainingConfig
     from disinfo_clf.data.realtext import load_realtext
     from disinfo_clf.text.sentences import text_windows
     from disinfo_clf.training.evaluation import SplitData
@@ -128,3 +128,6 @@ def test_role_training_reads_real_fact_check_windows_when_asked():
     assert out.texts == ["a claim"] + [w for w, _ in windows]
     assert out.gold.tolist() == [0] + [1] * len(windows)     # headlines and verdict passages are all debunks
     assert len(windows) > len(chosen)                         # verdict passages span several windows
+    config.data.role_realtext_units = ["headlines"]
+    with pytest.raises(ConfigError, match=r"role_realtext_units: .* unit 'headlines'; choose among .*headline"):
+        _augment_roles(base, None, config, before="")

@@ -118,8 +118,14 @@ def _augment_roles(train: SplitData, ds: Any, config: TrainingConfig, before: st
         texts += sorted(titles)
         gold += [ROLE_LABELS.index("claim")] * len(titles)
     if config.data.role_realtext_units:
+        real = load_realtext(kinds={"claim", "debunk"}, splits={"train"})
+        known = sorted({rec["unit"] for rec in real})
+        unknown = [unit for unit in config.data.role_realtext_units if unit not in known]
+        if unknown:
+            raise ConfigError(f"data.role_realtext_units: the real-text corpus has no training claims or debunks of "
+                              f"unit {unknown[0]!r}; choose among {', '.join(known)}")
         # Each record as the windows predict reads it, every window with the record's role.
-        for rec in load_realtext(kinds={"claim", "debunk"}, splits={"train"}, units=config.data.role_realtext_units):
+        for rec in (r for r in real if r["unit"] in config.data.role_realtext_units):
             windows = [rec["text"][s:e] for s, e in text_windows(rec["text"])]
             texts += windows
             gold += [ROLE_LABELS.index(rec["kind"])] * len(windows)
