@@ -60,6 +60,7 @@ PLANS = {
     "factcheck_headlines": Plan(True, "time", 10_000),
     "wiki_current_events": Plan(True, "test", 1000),
     "wiki_in_the_news": Plan(True, "test", 60),
+    "us_statements": Plan(True, "test", 10_000),
     "wmt_news": Plan(False, "test", 150),
     "ruwa": Plan(False, "test", 60, by_outlet=True),
     "press_releases": Plan(False, "test", 150, by_outlet=True),

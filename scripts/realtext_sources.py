@@ -200,6 +200,27 @@ TEST_OVERLAP = 0.1
 """A statement sharing more than this share of its word runs with the press releases is left out."""
 
 
+US_STATEMENTS = ("bikovoy/narrative_analysis", "06f9cb8323d4d8765c41e8eb2e6f6d6fd19c826e")
+
+
+def us_statements() -> list[Record]:
+    """The US President's own statements on Russia's war, 2022-02..2025-01 (American Presidency Project copies of
+    White House texts: US government works, public domain), ``ordinary``; joint statements with other governments
+    and interviews (media transcripts) are left out."""
+    csv.field_size_limit(10 ** 8)
+    rows = csv.DictReader(io.StringIO(git_show(*US_STATEMENTS, "data/us_ukraine_biden_docs.csv").decode("utf-8")))
+    out: list[Record] = []
+    for row in rows:
+        if not row["title"].startswith("Statement"):
+            continue
+        date = datetime.strptime(row["date"].strip(), "%B %d, %Y").strftime("%Y-%m-%d")
+        text = clean(row["text"])
+        key = f'{date}:{re.sub(r"[^a-z0-9]+", "-", row["title"].lower())[:60].strip("-")}'
+        out.append(record("us_statements", key, text, "en", "ordinary", date=date, url=row["url"], title=row["title"],
+                          unit="text", outlet="The White House"))
+    return out
+
+
 def _shingles(text: str, n: int = TEST_SHINGLE) -> set[tuple[str, ...]]:
     words = re.findall(r"\w+", text.lower())
     return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
@@ -318,5 +339,6 @@ def iter_all_lazy() -> Iterator[tuple[str, Callable[[], list[Record]]]]:
     for name in TELEGRAM_CHANNELS:
         yield name, functools.partial(telegram, name)
     yield "resistinua", resistinua
+    yield "us_statements", us_statements
     yield from (("wmt_news", wmt_news), ("ruwa", ruwa), ("press_releases", press_releases),
                 ("claimreview_ukraine", claimreview_ukraine), ("polfake", polfake), ("rofact", rofact))
