@@ -2,7 +2,8 @@
 
 A fact-check restates the claim it refutes, often at length, and cites facts that read like any
 statement; the mean of its windows' debunk probabilities then reads as a claim. The text-level
-head reads a text of several windows of which at least one reads as debunk (a debunk refutes
+head reads a text of several windows of which at least one reads as debunk, at or above the head's
+gate ``min_window`` (chosen on dev; a debunk refutes
 somewhere): a logistic regression over summary features of the windows (mean, extremes, first and
 last window, share of windows with debunk wording) and, optionally, the mean window embedding,
 fitted on such whole texts (``scripts/train_text_role.py``) and Platt-calibrated on such dev texts,
