@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from .data.realtext import REALTEXT_DIR, load_realtext
+from .data.realtext import load_realtext
 from .encoders.source import cache_home
 from .models.prototypes import DEFAULT_NEGATIVES, PrototypeConfig, PrototypeHead, load_negative_texts
 from .narrative_files import NarrativeSource, load_user_narratives, user_narratives
@@ -27,9 +27,6 @@ from .taxonomy import Taxonomy
 logger = logging.getLogger(__name__)
 
 HEAD_SUFFIX = ".head.safetensors"
-REAL_ORDINARY = REALTEXT_DIR
-"""Real ordinary text (news sentences and posts by others; the ``train`` split) that every head is
-calibrated against, beside the LLM-written ordinary set."""
 MAX_REAL_NEGATIVES = 1200
 WAR_CONFIG = PrototypeConfig(hard_fpr=0.10)
 """The shipped war narratives are on by default, so they are held to a stricter bar: at most 10%
@@ -39,8 +36,9 @@ files of your own), trading recall for fewer flags on ordinary war reporting."""
 
 def negative_texts() -> list[str]:
     """The ordinary texts heads are calibrated against: the LLM-written ordinary set's train split
-    and a fixed sample of the real ordinary texts' train split (cut to 600 characters)."""
-    real = [rec["text"][:600] for rec in load_realtext(kinds={"ordinary"}, splits={"train"}, directory=REAL_ORDINARY)]
+    and a fixed sample of the real ordinary texts' train split (news sentences and posts by others,
+    :mod:`disinfo_clf.data.realtext`; cut to 600 characters)."""
+    real = [rec["text"][:600] for rec in load_realtext(kinds={"ordinary"}, splits={"train"})]
     if len(real) > MAX_REAL_NEGATIVES:
         keep = np.random.default_rng(0).choice(len(real), MAX_REAL_NEGATIVES, replace=False)
         real = [real[i] for i in sorted(keep)]

@@ -26,21 +26,11 @@ import time
 from pathlib import Path
 
 from disinfo_clf import predict
-from disinfo_clf.data.realtext import OTHER_TOPIC_SOURCES
+from disinfo_clf.data.realtext import OTHER_TOPIC_SOURCES, load_realtext
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ROOT / "disinfo_clf" / "resources" / "data" / "realtext"
 REPORT_ONLY = ROOT / "runs" / "realtext"
 logger = logging.getLogger("eval_realtext")
-
-
-def load(folder: Path, splits: set[str]) -> list[dict]:
-    """Records of ``splits`` from every ``*.jsonl`` in ``folder`` (none when it does not exist)."""
-    out: list[dict] = []
-    for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
-        with path.open(encoding="utf-8") as fh:
-            out.extend(r for r in map(json.loads, fh) if r["split"] in splits)
-    return out
 
 
 def sample(records: list[dict], cap: int, min_size: int) -> list[dict]:
@@ -109,9 +99,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="also record the cells in MODEL_DIR/metrics.json (\"realtext\"), where the model card reads them")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    records = [{**r, "report_only": False} for r in load(SHIPPED, {"dev", "test"})]
+    records = [{**r, "report_only": False} for r in load_realtext(splits={"dev", "test"})]
     if not args.no_report_only:
-        records += [{**r, "report_only": True} for r in load(REPORT_ONLY, {"test"})]
+        records += [{**r, "report_only": True} for r in load_realtext(splits={"test"}, directory=REPORT_ONLY)]
     chosen = sample(records, args.cap, args.min_size)
     logger.info("predicting %d real texts", len(chosen))
     start = time.perf_counter()

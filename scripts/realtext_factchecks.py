@@ -103,7 +103,6 @@ HEADLINE_PUBLISHERS = {"aap": "aap.com.au", "vishvasnews": "vishvasnews.com", "f
                        "africacheck": "africacheck.org"}
 _DEBUNK_RATING = re.compile(r"^(false|partly false|mostly false|somewhat false|misleading|missing context"
                             r"|altered)", re.I)
-_HEADLINE_PREFIX = re.compile(r"^\W*")
 
 
 def fact_check_headlines() -> list[Record]:

@@ -47,13 +47,22 @@ _MARKDOWN = re.compile(r"\*\*|__|~~|`")
 SENTENCE_END = re.compile(r"(?<=[.!?…»”\"])\s+")
 
 
-def git_show(repo: str, commit: str, path: str) -> bytes:
-    """The bytes of ``path`` at ``commit`` in the mirror of ``repo`` (``owner/name``)."""
+def _git(repo: str, *args: str) -> bytes:
+    """Output of ``git args`` in the mirror of ``repo`` (``owner/name``)."""
     git_dir = MIRRORS / repo.replace("/", "+") / "repo"
     if not git_dir.is_dir():
         raise FileNotFoundError(f"{git_dir}: no mirror of {repo}; bring it with the fetch tool (github:{repo})")
-    return subprocess.run(["git", f"--git-dir={git_dir}", "show", f"{commit}:{path}"],
-                          check=True, capture_output=True).stdout
+    return subprocess.run(["git", f"--git-dir={git_dir}", *args], check=True, capture_output=True).stdout
+
+
+def git_show(repo: str, commit: str, path: str) -> bytes:
+    """The bytes of ``path`` at ``commit`` in the mirror of ``repo``."""
+    return _git(repo, "show", f"{commit}:{path}")
+
+
+def git_files(repo: str, commit: str, *folders: str) -> list[str]:
+    """Paths of the files under ``folders`` at ``commit`` in the mirror of ``repo``."""
+    return _git(repo, "ls-tree", "-r", "--name-only", commit, *folders).decode("utf-8").split()
 
 
 def clean(text: str, cap: bool = True) -> str:
@@ -334,8 +343,8 @@ def rofact() -> list[Record]:
 
 
 def iter_all_lazy() -> Iterator[tuple[str, Callable[[], list[Record]]]]:
-    """(source name, reader) for every record-returning source but the fact-checks (``realtext_factchecks``) and
-    NTREX (line-aligned: the builder reads it)."""
+    """(source name, reader) for every record-returning source but the fact-checks (``realtext_factchecks``), the
+    Wikipedia sources (``realtext_wiki``) and NTREX (line-aligned: the builder reads it)."""
     for name in TELEGRAM_CHANNELS:
         yield name, functools.partial(telegram, name)
     yield "resistinua", resistinua

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from datetime import datetime, timezone
 from typing import Callable, Iterator
 
 import yaml
 
-from realtext_sources import MIRRORS, Record, clean, git_show, record, topic_of
+from realtext_sources import Record, clean, git_files, git_show, record, topic_of
 
 CURRENT_EVENTS = ("ianrastall/current-events-context", "4ff6f7d243c81c1df4a919fb4280d9d7e9559bd8")
 CURRENT_EVENTS_YEARS = ("2022", "2023", "2024", "2025", "2026")
@@ -40,9 +39,7 @@ def current_events() -> list[Record]:
     """Event summaries about the war from the Wikipedia Current Events Portal (2022 on), ``ordinary``; the outlet
     cited at the end is kept in ``outlet`` and cut from the text."""
     repo, commit = CURRENT_EVENTS
-    git_dir = MIRRORS / repo.replace("/", "+") / "repo"
-    paths = subprocess.run(["git", f"--git-dir={git_dir}", "ls-tree", "-r", "--name-only", commit,
-                            *CURRENT_EVENTS_YEARS], check=True, capture_output=True, text=True).stdout.split()
+    paths = git_files(repo, commit, *CURRENT_EVENTS_YEARS)
     out: list[Record] = []
     for path in sorted(p for p in paths if p.endswith(".yaml")):
         try:

@@ -58,7 +58,6 @@ from relevance_bank import ordinary_bank, pool_with_bank, unseen_source
 logger = logging.getLogger("train_relevance")
 MULTILINGUAL = DATA_DIR / "multilingual"
 EXTRA_NEGATIVES = DATA_DIR / "relevance" / "ordinary_en_extra.jsonl"
-REALTEXT = DATA_DIR / "realtext"
 REALTEXT_LABEL = {"ordinary": 0, "debunk": 1, "claim": 1}
 """Real text (issue 13): ordinary reporting is a negative, a debunk or a claim engages a narrative; ``hard`` is unlabelled."""
 
@@ -68,7 +67,7 @@ def realtext(split: str) -> list[dict]:
     if split == "test":
         raise ValueError("the realtext test split is for reports only")
     # Other-topic fact-checks (role data) are no narrative positives.
-    return [r for r in load_realtext(kinds=set(REALTEXT_LABEL), splits={split}, directory=REALTEXT)
+    return [r for r in load_realtext(kinds=set(REALTEXT_LABEL), splits={split})
             if not (r["source"] in OTHER_TOPIC_SOURCES and REALTEXT_LABEL[r["kind"]])]
 
 

@@ -35,6 +35,7 @@ import numpy as np
 
 from disinfo_clf import load_model
 from disinfo_clf.data import load_review_csv
+from disinfo_clf.data.realtext import load_realtext
 from disinfo_clf.encoders.cache import EmbeddingCache
 from disinfo_clf.models.calibration import platt_parameters, sigmoid
 from disinfo_clf.models.combined import read_proba
@@ -136,12 +137,9 @@ def composed_translated() -> list[Item]:
 def realtext(cap: int) -> list[Item]:
     """Claims and debunks of the shipped real-text corpus, at most ``cap`` per source, kind and split."""
     pools: dict[tuple[str, str, str], list[Item]] = collections.defaultdict(list)
-    for path in sorted((DATA_DIR / "realtext").glob("*.jsonl")):
-        with path.open(encoding="utf-8") as fh:
-            for rec in map(json.loads, fh):
-                if rec["kind"] in ("claim", "debunk"):
-                    pools[(rec["source"], rec["kind"], rec["split"])].append(
-                        Item(rec["text"], int(rec["kind"] == "debunk"), f"realtext/{rec['source']}", rec["lang"], rec["split"]))
+    for rec in load_realtext(kinds={"claim", "debunk"}):
+        pools[(rec["source"], rec["kind"], rec["split"])].append(
+            Item(rec["text"], int(rec["kind"] == "debunk"), f"realtext/{rec['source']}", rec["lang"], rec["split"]))
     return [i for key, pool in sorted(pools.items()) for i in _sample(pool, cap, f"13:rt:{key}")]
 
 
