@@ -18,6 +18,7 @@ from .data import parse_document, read_document, segment
 from .encoders import E5_SMALL, EncoderSourceError, build_encoder, load_encoder
 from .matching.index import build_index
 from .matching.search import match
+from .matching.stance import prepare_stance
 from .models.meta import ModelDirectoryError
 from .prediction import load_model
 from .scoring import score
@@ -138,13 +139,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
         # Ray workers load the model themselves: from its directory, or through a factory with narratives.
         model=(load_model(args.model, narratives=args.narratives) if args.engine != "ray" else
                functools.partial(load_model, args.model, narratives=args.narratives) if args.narratives else args.model),
-        fmt=args.format,
-        text_field=args.text_field,
-        id_field=args.id_field,
-        input_format=args.input_format,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        batch_size=args.batch_size,
+        fmt=args.format, text_field=args.text_field, id_field=args.id_field, input_format=args.input_format,
+        resume=args.resume, overwrite=args.overwrite, batch_size=args.batch_size,
         **_engine_options(args),
     )
     print(summary.format_table(), file=sys.stderr)
@@ -176,10 +172,13 @@ def _cmd_encoder_build(args: argparse.Namespace) -> int:
 def _cmd_encoder_prepare(args: argparse.Namespace) -> int:
     try:
         encoder = load_encoder(args.name_or_path or E5_SMALL, backend=args.backend)
+        print(f"{encoder.directory} ({encoder.backend})")
+        stance = prepare_stance(backend=args.backend) if args.name_or_path is None else None
+        if stance is not None:
+            print(f"{stance.directory} ({stance.backend}, the default model's stance gate)")
     except EncoderSourceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{encoder.directory} ({encoder.backend})")
     return 0
 
 

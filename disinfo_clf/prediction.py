@@ -36,6 +36,7 @@ from .models.prototypes import PrototypeHead
 from .narrative_files import NarrativeSource
 from .narrative_heads import build_head
 from .matching.relevance import Relevance, load_relevance
+from .matching.stance import StanceGate, load_stance
 from .resources import DEFAULT_MODEL_DIR, ROLE_MODEL_DIR, TIERS, WAR_NARRATIVES
 
 logger = logging.getLogger(__name__)
@@ -68,7 +69,8 @@ class Model:
 
     def __init__(self, narratives: TextClassifier, roles: TextClassifier, model_id: str,
                  relevance: Relevance | None = None, user: PrototypeHead | None = None,
-                 standalone: bool = False, text_role: TextRoleHead | None = None) -> None:
+                 standalone: bool = False, text_role: TextRoleHead | None = None,
+                 stance: StanceGate | None = None) -> None:
         self.narratives = narratives
         self.roles = roles
         self.text_role = text_role
@@ -77,6 +79,10 @@ class Model:
         self.relevance = relevance
         """Relevance model and case index (``DIR/relevance``): gates ``narratives`` and gives
         ``matches``; ``None``: predictions carry ``relevance=None`` and no matches."""
+        self.stance = stance
+        """The stance gate (``DIR/stance``): a flagged text stays flagged only when it states or refutes a
+        narrative rather than reporting on its topic; ``None``: relevance alone decides. A narratives file
+        with ``replace: true`` (another domain) is never gated."""
         self.directory: Path | None = None
         """The model directory it was loaded from (``None`` when assembled in code)."""
         if "debunk" not in roles.labels:
@@ -169,6 +175,10 @@ class Model:
         relevance, matches = self._relevance(flat, windows, languages, embeddings, batch_size, show_progress_bar)
         if self.user is not None:
             probs, relevance = self._add_user(probs, relevance, embeddings, windows)
+        if relevance is not None and self.stance is not None and not self.standalone:
+            owners = np.repeat(np.arange(len(windows)), [len(ws) for ws in windows])
+            relevance = self.stance.gate(flat, owners, relevance, batch_size=min(batch_size, 64),
+                                         show_progress_bar=show_progress_bar)
         labels = self.labels
         counts = np.fromiter(map(len, windows), dtype=np.int64, count=len(windows))
         lengths = np.fromiter((e - s for ws in windows for s, e in ws), dtype=np.float64, count=len(flat))
@@ -256,7 +266,7 @@ class Model:
                                                                                     show_progress_bar=False),
                                             encoder.fingerprint)
         model = Model(self.narratives, self.roles, f"{self.model_id}+{name}", self.relevance, user=head,
-                      standalone=standalone, text_role=self.text_role)
+                      standalone=standalone, text_role=self.text_role, stance=self.stance)
         model.directory = self.directory
         return model
 
@@ -274,12 +284,20 @@ def _load_cached(directory: str) -> Model:
     roles = load_classifier(role_dir if own_roles else ROLE_MODEL_DIR)
     model_id = narratives.meta.model_id or Path(directory).name
     model = Model(narratives, roles, model_id, relevance=load_relevance(directory),
-                  text_role=load_text_role(role_dir) if own_roles else None)
+                  text_role=load_text_role(role_dir) if own_roles else None, stance=load_stance(directory))
     model.directory = Path(directory)
     return model
 
 
-def load_model(path: str | Path | None = None, narratives: NarrativeSource | bool | None = None) -> Model:
+@functools.lru_cache(maxsize=8)
+def _without_stance(base: Model) -> Model:
+    model = Model(base.narratives, base.roles, f"{base.model_id}+no-stance", base.relevance, text_role=base.text_role)
+    model.directory = base.directory
+    return model
+
+
+def load_model(path: str | Path | None = None, narratives: NarrativeSource | bool | None = None,
+               stance: bool = True) -> Model:
     """Load (once per process) a model directory, a shipped tier by name (``"default"``, the
     multilingual model, or ``"fast"``, the English TF-IDF model), or the default when ``path`` is None.
 
@@ -291,6 +309,10 @@ def load_model(path: str | Path | None = None, narratives: NarrativeSource | boo
     :class:`~disinfo_clf.taxonomy.Narrative`; ``None`` (the default) adds the shipped war
     narratives (``resources/narratives/war-2022.yaml``) to a model that reads embeddings, and
     ``False`` adds none.
+
+    ``stance=False`` leaves out the stance gate (``DIR/stance``), so that relevance alone decides which
+    texts are flagged: more claims found outside English, and much more on-topic reporting flagged
+    (see "How well it works" in the README).
     """
     if isinstance(path, str) and path in TIERS:
         directory = TIERS[path]
@@ -302,6 +324,8 @@ def load_model(path: str | Path | None = None, narratives: NarrativeSource | boo
             "or model=None for the embedded default"
         )
     base = _load_cached(str(directory.resolve()))
+    if not stance and base.stance is not None:
+        base = _without_stance(base)
     if narratives is False or (narratives is None and base._embedding_spec() is None):
         return base
     if narratives is None or narratives is True:

@@ -27,6 +27,7 @@ for name in roles-linear narratives-linear roles-e5 narratives-e5 narratives-def
 done
 .venv/bin/python scripts/build_index.py         # the case index (reuses embeddings when the claims are unchanged)
 .venv/bin/python scripts/train_relevance.py     # narratives-default/relevance: the "no known narrative" flag
+.venv/bin/python scripts/train_stance.py        # narratives-default/stance: states or refutes, or only reports? (~15 min)
 .venv/bin/python scripts/train_text_role.py     # narratives-default/role/text_role.json: the role of a whole text
 .venv/bin/python scripts/build_war_head.py      # the war narratives' few-shot head, prebuilt beside their file
 # Real text written by others (the report-only sources too, when scripts/build_realtext.py has built them),

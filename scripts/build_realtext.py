@@ -40,11 +40,15 @@ class Plan:
     ship: bool
     """Whether its licence allows shipping inside the MIT-licensed package."""
     split: str
-    """``test`` (the whole source is test), ``time`` (train, the latest quarter dev) or ``index`` (NTREX lines)."""
+    """``test`` (the whole source is test), ``time`` (train, the latest quarter dev), ``dated`` (by
+    :attr:`periods`) or ``index`` (NTREX lines)."""
     cap: int
-    """At most this many items per (kind, language[, outlet]) stratum, drawn with the fixed seed."""
+    """At most this many items per (kind, language[, outlet]) stratum, drawn with the fixed seed (per split
+    for a ``dated`` plan)."""
     by_outlet: bool = False
     """Whether the cap applies per outlet (so that no outlet swamps a mixed source)."""
+    periods: tuple[str, str] | None = None
+    """``dated`` plans: the ISO dates from which items are ``dev`` and from which ``test`` (before: ``train``)."""
 
 
 PLANS = {
@@ -58,7 +62,7 @@ PLANS = {
     "afp_factuel": Plan(True, "test", 10_000),
     "resistinua": Plan(True, "test", 10_000),
     "factcheck_headlines": Plan(True, "time", 10_000),
-    "wiki_current_events": Plan(True, "test", 1000),
+    "wiki_current_events": Plan(True, "dated", 600, periods=("2024-01-01", "2025-01-01")),
     "wiki_in_the_news": Plan(True, "test", 60),
     "us_statements": Plan(True, "test", 10_000),
     "wmt_news": Plan(False, "test", 150),
@@ -98,12 +102,22 @@ def dedupe(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def period(rec: dict[str, Any], plan: Plan) -> str | None:
+    """The split of a record of a ``dated`` plan (``None`` for other plans)."""
+    if plan.split != "dated" or plan.periods is None:
+        return None
+    dev_from, test_from = plan.periods
+    return "train" if rec["date"] < dev_from else "dev" if rec["date"] < test_from else "test"
+
+
 def sample(source: str, records: list[dict[str, Any]], plan: Plan) -> list[dict[str, Any]]:
     """At most ``plan.cap`` records per stratum; paired records (a fact-check's text and its verdict
     paragraph share the id stem) are drawn together."""
     groups: dict[tuple, dict[str, list]] = collections.defaultdict(lambda: collections.defaultdict(list))
     for rec in records:
         stratum = (rec["kind"], rec["lang"], rec["outlet"] if plan.by_outlet else None)
+        if plan.split == "dated":  # other plans keep their strata (and seeds) as they were
+            stratum += (period(rec, plan),)
         groups[stratum][stem(rec)].append(rec)
     out = []
     for stratum in sorted(groups, key=str):
@@ -115,7 +129,11 @@ def sample(source: str, records: list[dict[str, Any]], plan: Plan) -> list[dict[
 
 
 def assign_splits(records: list[dict[str, Any]], plan: Plan) -> None:
-    """Set ``split``: whole source test, or by time (latest quarter of each kind dev)."""
+    """Set ``split``: whole source test, by its plan's periods, or by time (latest quarter of each kind dev)."""
+    if plan.split == "dated":
+        for rec in records:
+            rec["split"] = period(rec, plan)
+        return
     if plan.split == "test":
         for rec in records:
             rec["split"] = "test"

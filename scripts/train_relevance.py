@@ -51,7 +51,7 @@ from disinfo_clf.text.language import detect_language
 from disinfo_clf.encoders.cache import EmbeddingCache
 from disinfo_clf.matching.relevance import (GROUPS, NEIGHBOURS, RELEVANCE_DIR, RelevanceModel, flag_metrics, index_features,
                                    language_group)
-from disinfo_clf.data.realtext import OTHER_TOPIC_SOURCES, load_realtext
+from disinfo_clf.data.realtext import OTHER_TOPIC_SOURCES, STANCE_ONLY_SOURCES, load_realtext
 from disinfo_clf.resources import DATA_DIR
 from relevance_bank import ordinary_bank, pool_with_bank, unseen_source
 
@@ -66,9 +66,9 @@ def realtext(split: str) -> list[dict]:
     """The shipped real-text records of ``split`` with a relevance label (never ``test``: that is for reports)."""
     if split == "test":
         raise ValueError("the realtext test split is for reports only")
-    # Other-topic fact-checks (role data) are no narrative positives.
+    # Other-topic fact-checks (role data) are no narrative positives; the stance gate's own sources stay its own.
     return [r for r in load_realtext(kinds=set(REALTEXT_LABEL), splits={split})
-            if not (r["source"] in OTHER_TOPIC_SOURCES and REALTEXT_LABEL[r["kind"]])]
+            if not (r["source"] in OTHER_TOPIC_SOURCES and REALTEXT_LABEL[r["kind"]]) and r["source"] not in STANCE_ONLY_SOURCES]
 
 
 def realtext_group(item_id: str) -> str:

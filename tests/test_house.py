@@ -88,17 +88,19 @@ def test_a_combined_model_refuses_a_part_that_changed_since_it_was_combined(ship
 
 @pytest.mark.slow
 def test_predict_and_match_load_the_encoder_once_per_process() -> None:
+    """One body for every head and the index; the stance gate's own (fine-tuned) encoder, once too."""
     out = _run(
         "import disinfo_clf.encoders.inference as inference\n"
         "calls = []\n"
         "real = inference.load_encoder\n"
-        "inference.load_encoder = lambda *a, **k: calls.append(a) or real(*a, **k)\n"
+        "inference.load_encoder = lambda *a, **k: calls.append(str(a[0]) if a else 'default') or real(*a, **k)\n"
         "from disinfo_clf import predict, match\n"
         "p = predict('NATO promised not to expand east and lied.')\n"
+        "p = predict(['NATO is an aggressor that encircles Russia.', 'NATO lied about expanding east.'])\n"
         "m = match('США создали в Украине биолаборатории', k=3)\n"
-        "assert p.matches and m\n"
-        "print(len(calls))\n")
-    assert out == "1"
+        "assert p[0].matches and m\n"
+        "print(len(calls), sum('-stance-' in c for c in calls))\n")
+    assert out == "2 1"
 
 
 def test_importing_the_encoders_stage_does_not_pull_in_the_models() -> None:

@@ -212,12 +212,18 @@ MULTILINGUAL_LANGUAGES = """- **The training text is English**: EUvsDisinfo summ
   posts and articles. Expect lower numbers on real non-English news, and on languages not listed."""
 
 
+def _part_metrics(model_dir: Path, part: str) -> dict[str, Any] | None:
+    """``DIR/<part>/metrics.json``, or ``None`` when the directory has no such part."""
+    path = model_dir / part / "metrics.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
 def _relevance_section(model_dir: Path) -> str:
     """Held-out precision and recall of the relevance flag ("no known narrative"), per language."""
-    path = model_dir / "relevance" / "metrics.json"
-    if not path.is_file():
+    metrics = _part_metrics(model_dir, "relevance")
+    if metrics is None:
         return ""
-    heldout = json.loads(path.read_text(encoding="utf-8")).get("heldout", {})
+    heldout = metrics.get("heldout", {})
     rows = ["## Relevance: does the text engage a known narrative at all?", "",
             "`Prediction.relevance` is the calibrated probability that a text states or debunks a catalogued "
             "narrative; below its threshold `narratives` is empty and the output says \"no known narrative\". "
@@ -229,6 +235,20 @@ def _relevance_section(model_dir: Path) -> str:
         if m:
             rows.append(f"| {lang} | {m['positives']} | {_fmt(m['recall'])} | {m['negatives']} | "
                         f"{_fmt(m['flagged_negative'])} | {_fmt(m['precision'])} |")
+    return "\n".join(rows) + "\n"
+
+
+def _stance_section(model_dir: Path) -> str:
+    """The stance gate's dev results (``stance/metrics.json``), when the directory has one."""
+    dev = (_part_metrics(model_dir, "stance") or {}).get("dev")
+    if not dev:
+        return ""
+    rows = ["## Stance gate: does a flagged text state or refute a narrative, or only report on its topic?", "",
+            "multilingual-e5-small fine-tuned with low-rank adapters on claims and debunks against on-topic reporting "
+            "(`stance/README.md`). A text relevance flags keeps its flag only when its best window reads as stating "
+            f"or refuting a narrative. On dev (ROC-AUC {_fmt(dev.get('roc_auc'))}), share of texts the gate lets through:", "",
+            "| kind (language) | texts | let through |", "|---|---:|---:|"]
+    rows += [f"| {kind} | {m['n']} | {_fmt(m['above'])} |" for kind, m in dev.get("by_kind", {}).items()]
     return "\n".join(rows) + "\n"
 
 
@@ -297,7 +317,7 @@ def render_card(model_dir: str | Path) -> str:
         data_section=_data_section(metrics, config),
         labels_section=_labels_section(meta, metrics),
         metrics_section=_metrics_section(meta, metrics) + "\n\n" + _translated_section(meta, metrics)
-        + "\n" + _variants_section(meta, metrics) + "\n" + _relevance_section(model_dir),
+        + "\n" + _variants_section(meta, metrics) + "\n" + _relevance_section(model_dir) + "\n" + _stance_section(model_dir),
         languages=", ".join(lang for lang in next(iter((metrics.get("translated") or {"": {"en": 0}}).values())) if lang != "all"),
         reproduce=reproduce,
         language_limitation=MULTILINGUAL_LANGUAGES if metrics.get("translated") and meta.backend != "linear"
