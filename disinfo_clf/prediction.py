@@ -177,8 +177,8 @@ class Model:
             probs, relevance = self._add_user(probs, relevance, embeddings, windows)
         if relevance is not None and self.stance is not None and not self.standalone:
             owners = np.repeat(np.arange(len(windows)), [len(ws) for ws in windows])
-            relevance = self.stance.gate(flat, owners, relevance, batch_size=min(batch_size, 64),
-                                         show_progress_bar=show_progress_bar)
+            relevance = self.stance.gate(flat, owners, relevance, priority=probs.max(axis=1),
+                                         batch_size=min(batch_size, 64), show_progress_bar=show_progress_bar)
         labels = self.labels
         counts = np.fromiter(map(len, windows), dtype=np.int64, count=len(windows))
         lengths = np.fromiter((e - s for ws in windows for s, e in ws), dtype=np.float64, count=len(flat))

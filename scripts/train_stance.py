@@ -231,9 +231,10 @@ def card(spec: dict, metrics: dict) -> str:
     lines = ["# stance: does a text state or refute a narrative, or only report on its topic?", "",
              "multilingual-e5-small with rank-{r} adapters on every attention and feed-forward layer and a linear head on the "
              "mean-pooled `query:` embedding, fine-tuned on the CPU ({seconds} s, {epochs:g} epochs). The default model "
-             "reads it after relevance: a flagged text keeps its flag only when its best window's logit is at least "
-             "{t:g}; otherwise its relevance falls to min(relevance, stance probability) and it lists no narratives.".format(
-                 r=info["rank"], seconds=info["training"]["seconds"], epochs=info["training"]["epochs"], t=spec["threshold"]),
+             "reads it after relevance: a flagged text keeps its flag only when the best logit of its windows (the "
+             "{k} the narrative heads score highest) is at least {t:g}; otherwise its relevance falls to min(relevance, stance probability) and it lists no narratives.".format(
+                 r=info["rank"], seconds=info["training"]["seconds"], epochs=info["training"]["epochs"], t=spec["threshold"],
+                 k=spec["max_windows"]),
              "", f"Base weights `{spec['base_weights_sha256'][:12]}…`; calibration sigmoid({spec['calibration'][0]:.3f} × logit "
              f"{spec['calibration'][1]:+.3f}), fitted on dev. The threshold was chosen on dev: the strictest of "
              f"{', '.join(f'{t:g}' for t in THRESHOLDS)} that lets through {MIN_CLAIMS:.0%} of every dev group of claims.", "",
@@ -265,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     model, head, training = fine_tune(train, encoder_dir, args.epochs, args.rank, args.seed)
     spec = {"base_encoder": E5_SMALL, "base_weights_sha256": file_sha256(Path(encoder_dir, "model.safetensors")),
             "prefix": PREFIX, "lora_scale": 2.0, "head_scale": HEAD_SCALE, "threshold": 0.0, "calibration": [1.0, 0.0],
-            "info": {"rank": args.rank, "alpha": 2 * args.rank, "targets": TARGETS, "max_length": MAX_LENGTH,
+            "max_windows": 3, "info": {"rank": args.rank, "alpha": 2 * args.rank, "targets": TARGETS, "max_length": MAX_LENGTH,
                      "training": training, "seed": args.seed, "date": dt.date.today().isoformat(),
                      "data": {name: {f"{k}|{y}": n for (k, y), n in collections.Counter(
                          (r["tag"].split("/", 1)[1] + (" (en)" if r["tag"].startswith("en/") else " (other)"), r["label"])

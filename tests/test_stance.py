@@ -41,6 +41,19 @@ def test_gate_unflags_reporting_keeps_claims_and_never_reads_unflagged_texts():
     assert relevance[1].tolist() == [True, True, True, False]  # the input is not changed in place
 
 
+def test_gate_reads_only_the_windows_the_narrative_heads_rank_highest():
+    flat = [f"w{i}" for i in range(5)] + ["short"]
+    owners = np.array([0, 0, 0, 0, 0, 1])
+    # the two windows the heads rank lowest would pass the gate, but are never read
+    gate = _gate({"w0": 5.0, "w1": -1.0, "w2": -2.0, "w3": 9.0, "w4": -3.0, "short": 1.0})
+    priority = np.array([0.1, 0.9, 0.8, 0.05, 0.7, 0.5])
+    _, flags = gate.gate(flat, owners, (np.array([0.9, 0.9]), np.array([True, True])), priority=priority)
+    assert sorted(gate.info["asked"]) == ["short", "w1", "w2", "w4"]
+    assert flags.tolist() == [False, True]
+    _, flags = gate.gate(flat, owners, (np.array([0.9, 0.9]), np.array([True, True])))  # no priority: every window
+    assert flags.tolist() == [True, True]
+
+
 def test_gate_with_nothing_flagged_reads_nothing():
     gate = _gate({})
     probabilities, flags = gate.gate(["a", "b"], np.array([0, 1]), (np.array([0.1, 0.2]), np.array([False, False])))

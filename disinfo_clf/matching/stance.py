@@ -5,16 +5,17 @@ frozen encoder puts neutral reporting about Russia, Ukraine or NATO close to cla
 topic ("Russian shelling damaged a hospital in Kherson" sits near "Ukraine shells its own
 hospitals"). The gate is multilingual-e5-small fine-tuned (low-rank adapters) on that contrast:
 catalogued claims, their translations and real debunks against real and written on-topic
-reporting. A text that relevance flags keeps its flag only when its best window reads as
-stating or refuting a narrative (logit at or above :attr:`StanceGate.threshold`); otherwise its
-``relevance`` drops to the smaller of the two probabilities and it shows no narratives.
+reporting. A text that relevance flags keeps its flag only when one of its windows (the
+:attr:`StanceGate.max_windows` the narrative heads score highest) reads as stating or refuting a
+narrative (logit at or above :attr:`StanceGate.threshold`); otherwise its ``relevance`` drops to the
+smaller of the two probabilities and it shows no narratives.
 
 A model directory's ``stance/`` holds ``stance.json`` (the base encoder and its weights' sha256,
-the adapters' rank and scale, the head's scale, threshold and calibration) and
+the adapters' rank and scale, the head's scale, threshold, calibration and windows read) and
 ``stance.safetensors`` (the adapters' ``lora_A``/``lora_B`` matrices per layer, named by the
 base layer's weight key, and ``head.weight``/``head.bias``); no pickles. On first use the
 adapters are merged into a copy of the base encoder in the user cache
-(``encoders/<base>-stance-<sha>``), which then runs like any encoder (int8 ONNX on a CPU).
+(``encoders/<base>-stance-<adapters sha>-<base sha>``), which then runs like any encoder (int8 ONNX on a CPU).
 """
 from __future__ import annotations
 
@@ -74,6 +75,9 @@ class StanceGate:
     """Window logit from which a text counts as stating or refuting a narrative."""
     calibration: tuple[float, float] = (1.0, 0.0)
     """``(a, b)``: a window's probability is ``sigmoid(a * logit + b)``."""
+    max_windows: int = 3
+    """Windows read per flagged text: those the narrative heads score highest (a long article's claim
+    is among them; reading every window would double the encoder's work on long texts)."""
     info: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -93,7 +97,7 @@ class StanceGate:
                        head_bias=float(np.asarray(weights["head.bias"]).reshape(-1)[0]),
                        head_scale=float(spec["head_scale"]), threshold=float(spec["threshold"]),
                        calibration=(float(spec["calibration"][0]), float(spec["calibration"][1])),
-                       info=dict(spec.get("info", {})))
+                       max_windows=int(spec.get("max_windows", 3)), info=dict(spec.get("info", {})))
         except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
             raise StanceGateError(f"{path}: cannot read the stance part ({exc}); retrain it with "
                                   "`python scripts/train_stance.py`, or remove the stance/ folder to run without it") from exc
@@ -120,15 +124,22 @@ class StanceGate:
         return 1.0 / (1.0 + np.exp(-(a * np.asarray(logits, dtype=np.float64) + b)))
 
     def gate(self, flat: Sequence[str], owners: np.ndarray, relevance: tuple[np.ndarray, np.ndarray],
-             batch_size: int = 64, show_progress_bar: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``(probabilities, flags)`` after the gate: only flagged texts are read (their best window's
-        logit); a flagged text under :attr:`threshold` loses its flag and its probability falls to
-        the smaller of its relevance and its stance probability."""
+             priority: np.ndarray | None = None, batch_size: int = 64,
+             show_progress_bar: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(probabilities, flags)`` after the gate: only flagged texts are read (the best logit of their
+        :attr:`max_windows` windows of highest ``priority``, or of all their windows without one); a
+        flagged text under :attr:`threshold` loses its flag and its probability falls to the smaller of
+        its relevance and its stance probability."""
         probabilities, flags = (np.asarray(relevance[0], dtype=np.float64).copy(), np.asarray(relevance[1]).copy())
         owners = np.asarray(owners)
         rows = np.flatnonzero(flags[owners])
         if not len(rows):
             return probabilities, flags
+        if priority is not None and self.max_windows > 0:
+            rows = rows[np.lexsort((-np.asarray(priority)[rows], owners[rows]))]  # by text, best first
+            firsts = np.flatnonzero(np.r_[True, owners[rows][1:] != owners[rows][:-1]])
+            rank = np.arange(len(rows)) - np.repeat(firsts, np.diff(np.r_[firsts, len(rows)]))
+            rows = np.sort(rows[rank < self.max_windows])
         logits = self.window_logits([flat[i] for i in rows], batch_size, show_progress_bar)
         best = np.full(len(flags), -np.inf)
         np.maximum.at(best, owners[rows], logits)
@@ -143,7 +154,7 @@ class StanceGate:
         return {"format_version": FORMAT_VERSION, "base_encoder": self.base_encoder,
                 "base_weights_sha256": self.base_weights_sha256, "prefix": self.prefix, "lora_scale": self.lora_scale,
                 "head_scale": self.head_scale, "threshold": self.threshold, "calibration": list(self.calibration),
-                "info": self.info}
+                "max_windows": self.max_windows, "info": self.info}
 
 
 def save_stance(directory: str | Path, gate_spec: dict[str, Any], adapters: dict[str, np.ndarray],

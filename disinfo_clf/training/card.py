@@ -245,8 +245,8 @@ def _stance_section(model_dir: Path) -> str:
         return ""
     rows = ["## Stance gate: does a flagged text state or refute a narrative, or only report on its topic?", "",
             "multilingual-e5-small fine-tuned with low-rank adapters on claims and debunks against on-topic reporting "
-            "(`stance/README.md`). A text relevance flags keeps its flag only when its best window reads as stating "
-            f"or refuting a narrative. On dev (ROC-AUC {_fmt(dev.get('roc_auc'))}), share of texts the gate lets through:", "",
+            "(`stance/README.md`). A text relevance flags keeps its flag only when one of its windows (the three the "
+            f"narrative heads score highest) reads as stating or refuting a narrative. On dev (ROC-AUC {_fmt(dev.get('roc_auc'))}), share of texts the gate lets through:", "",
             "| kind (language) | texts | let through |", "|---|---:|---:|"]
     rows += [f"| {kind} | {m['n']} | {_fmt(m['above'])} |" for kind, m in dev.get("by_kind", {}).items()]
     return "\n".join(rows) + "\n"
