@@ -175,12 +175,12 @@ class Model:
         relevance, matches = self._relevance(flat, windows, languages, embeddings, batch_size, show_progress_bar)
         if self.user is not None:
             probs, relevance = self._add_user(probs, relevance, embeddings, windows)
-        if relevance is not None and self.stance is not None and not self.standalone:
-            owners = np.repeat(np.arange(len(windows)), [len(ws) for ws in windows])
-            relevance = self.stance.gate(flat, owners, relevance, priority=probs.max(axis=1),
-                                         batch_size=min(batch_size, 64), show_progress_bar=show_progress_bar)
-        labels = self.labels
         counts = np.fromiter(map(len, windows), dtype=np.int64, count=len(windows))
+        if relevance is not None and self.stance is not None and not self.standalone:
+            relevance = self.stance.gate(flat, np.repeat(np.arange(len(windows)), counts), relevance,
+                                         priority=probs.max(axis=1), batch_size=min(batch_size, 64),
+                                         show_progress_bar=show_progress_bar)
+        labels = self.labels
         lengths = np.fromiter((e - s for ws in windows for s, e in ws), dtype=np.float64, count=len(flat))
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         if self.text_role is not None:

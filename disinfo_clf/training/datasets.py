@@ -87,6 +87,14 @@ def time_boundaries(dates: Sequence[dt.date], test_fraction: float, validation_f
     return val_start, test_start
 
 
+def time_periods(dates: Sequence[dt.date], test_fraction: float = 0.15,
+                 validation_fraction: float = 0.15) -> tuple[list[str], dt.date, dt.date]:
+    """``"train"``, ``"validation"`` or ``"test"`` for each date as :func:`time_boundaries` splits them
+    (by default the shipped models' 15% / 15%), with the first validation and first test dates."""
+    val_start, test_start = time_boundaries(dates, test_fraction, validation_fraction)
+    return [_split_of(d, val_start, test_start) for d in dates], val_start, test_start
+
+
 def _split_of(date: dt.date, val_start: dt.date, test_start: dt.date) -> str:
     if date >= test_start:
         return "test"
